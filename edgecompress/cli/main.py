@@ -1,0 +1,68 @@
+"""Entry point: the click group, lazy sub-command loading and error handling.
+
+Sub-commands live in one module each (``edgecompress/cli/<name>.py``) and import torch and
+friends inside their function bodies, so ``edgecompress --help`` stays fast and light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from edgecompress.errors import EdgeCompressError, InternalError
+
+# command name -> "module:attribute". Add a line here to add a command.
+COMMANDS: dict[str, str] = {
+    "profiles": "edgecompress.cli.profiles_cmd:profiles",
+    "env": "edgecompress.cli.env_cmd:env",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        cmd: click.Command = getattr(importlib.import_module(module), attr)
+        return cmd
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeCompressError as exc:
+            # A user error: one line, exit 2, no traceback.
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except InternalError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=LazyGroup, context_settings={"auto_envvar_prefix": "EDGECOMPRESS", "help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edgecompress")
+def cli() -> None:
+    """Compress a big vision model for a phone or a board.
+
+    \b
+    Typical use:
+      edgecompress profiles list                 what devices are known
+      edgecompress build --device pixel7         whole pipeline on the built-in demo
+      edgecompress select --device rpi5 --input 3x32x32 --classes 10
+
+    Options can also come from environment variables EDGECOMPRESS_<COMMAND>_<OPTION>.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="edgecompress")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -18,6 +18,7 @@ from edgecompress.errors import EdgeCompressError, InternalError
 COMMANDS: dict[str, str] = {
     "profiles": "edgecompress.cli.profiles_cmd:profiles",
     "env": "edgecompress.cli.env_cmd:env",
+    "build": "edgecompress.cli.build_cmd:build",
 }
 
 

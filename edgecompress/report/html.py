@@ -1,0 +1,236 @@
+"""Render summary.json's numbers as one self-contained HTML page.
+
+The page is built only from the summary dict, so report.html and summary.json can never
+disagree: whatever the page shows is in the JSON beside it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgecompress.artifacts import atomic_write_text
+from edgecompress.report import plots
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{margin:0 0 4px;font-size:24px} h2{margin-top:32px;border-bottom:2px solid #d9dde4;padding-bottom:4px;font-size:18px}
+.sub{color:#5a6272} table{border-collapse:collapse;margin:8px 0;background:#fff;font-size:13px}
+th,td{border:1px solid #d9dde4;padding:4px 8px;text-align:right} th{background:#eef0f4}
+td.l,th.l{text-align:left} tr.chosen td{background:#e7f5e9;font-weight:600}
+.ok{color:#17803d;font-weight:600} .bad{color:#b42318;font-weight:600}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}
+.card{background:#fff;border:1px solid #d9dde4;border-radius:8px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:20px} img{max-width:100%;background:#fff;border:1px solid #d9dde4;border-radius:6px}
+code{background:#eef0f4;padding:1px 4px;border-radius:3px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:.3e}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Sequence[str] | None = None) -> str:
+    head = "".join(f"<th class='l'>{_e(h)}</th>" if i == 0 else f"<th>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = []
+    for r, row in enumerate(rows):
+        cls = f" class='{row_classes[r]}'" if row_classes and row_classes[r] else ""
+        cells = "".join(
+            f"<td class='l'>{cell}</td>" if i == 0 else f"<td>{cell}</td>" for i, cell in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _img(b64: str | None, alt: str) -> str:
+    if not b64:
+        return f"<p class='sub'>No data for: {_e(alt)}.</p>"
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{b64}'>"
+
+
+def _okbad(ok: bool | None) -> str:
+    if ok is None:
+        return "<span class='sub'>not measured</span>"
+    return "<span class='ok'>within budget</span>" if ok else "<span class='bad'>over budget</span>"
+
+
+def _section_profile(s: dict[str, Any]) -> str:
+    p = s["profile"]
+    b = p["budgets"]
+    hw = p["hardware"]
+    cores = " + ".join(f"{c['count']}× {c['core']}" + (f" @ {c['max_clock_ghz']} GHz" if c["max_clock_ghz"] else "") for c in hw["clusters"])
+    rt = p["runtime"]
+    rows = [
+        ["SoC", _e(hw["soc"])],
+        ["cores", _e(cores)],
+        ["RAM", f"{_fmt(hw['ram_gb'])} GB"],
+        ["runtime", _e(f"{rt['kind']}, {rt['threads']} threads" + (f", CPU mask {rt['cpu_mask']}" if rt["cpu_mask"] else ""))],
+        ["latency budget", f"{_fmt(b['latency_budget_ms'])} ms"],
+        ["peak RAM budget", f"{_fmt(b['peak_ram_budget_mb'])} MB"],
+        ["model size budget", f"{_fmt(b['model_size_budget_mb'])} MB"],
+    ]
+    return f"<h2>Device profile: {_e(p['name'])}</h2><p class='sub'>{_e(p['description'])}</p>" + _table(["", "value"], rows)
+
+
+def _section_selection(s: dict[str, Any]) -> str:
+    sel = s["selection"]
+    cands = sel.get("candidates", [])
+    headers = ["family", "arch", "MMACs", "params", "pred. latency ms", "peak RAM MB", "size MB", "fits"]
+    rows = [
+        [
+            _e(c["family"]),
+            f"<code>{_e(c['arch'])}</code>",
+            _fmt(c["macs"] / 1e6),
+            _fmt(c["params"]),
+            _fmt(c.get("predicted_latency_ms")),
+            _fmt(c.get("peak_ram_mb")),
+            _fmt(c.get("size_mb")),
+            "yes" if c.get("fits") else "no",
+        ]
+        for c in cands
+    ]
+    classes = ["chosen" if c.get("chosen") else "" for c in cands]
+    chosen = sel["chosen"]
+    budget = s["profile"]["budgets"]["latency_budget_ms"]
+    return (
+        "<h2>Student selection</h2>"
+        f"<p>Chosen: <b>{_e(chosen['family'])}</b> <code>{_e(chosen['arch'])}</code>. {_e(sel.get('criterion', ''))}</p>"
+        + _img(plots.candidates_plot(cands, budget), "candidates")
+        + _table(headers, rows, classes)
+    )
+
+
+def _section_training(s: dict[str, Any]) -> str:
+    tr = s["training"]
+    final = tr.get("final", {})
+    rows = [[_e(k), _fmt(v, 4)] for k, v in sorted(final.items())]
+    cfg = tr.get("config", {})
+    return (
+        "<h2>Distillation</h2>"
+        f"<p>Method <b>{_e(cfg.get('method', '?'))}</b> from teacher <code>{_e(tr.get('teacher', '?'))}</code>.</p>"
+        + _img(plots.training_plot(tr.get("history", [])), "training curves")
+        + _table(["metric", "value"], rows)
+    )
+
+
+def _section_parity(s: dict[str, Any]) -> str:
+    headers = ["artifact", "format", "precision", "size KB", "samples", "max |diff|", "top-1 agreement", "acc ref", "acc artifact", "Δacc pt", "passed"]
+    rows = []
+    for a in s["artifacts"]:
+        p = a.get("parity") or {}
+        rows.append(
+            [
+                _e(Path(a["path"]).name),
+                _e(a["format"]),
+                _e(a["precision"]),
+                _fmt(a["size_bytes"] / 1024),
+                _fmt(p.get("n_samples")),
+                _fmt(p.get("max_abs_diff")),
+                _fmt(p.get("top1_agreement"), 4),
+                _fmt(p.get("acc_reference"), 4),
+                _fmt(p.get("acc_artifact"), 4),
+                _fmt(p.get("acc_delta_pt")),
+                "<span class='ok'>yes</span>" if p.get("passed") else "<span class='bad'>no</span>",
+            ]
+        )
+    return "<h2>Parity against PyTorch (real runtimes)</h2>" + _table(headers, rows)
+
+
+def _section_latency(s: dict[str, Any]) -> str:
+    headers = ["artifact", "runner", "runtime", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "std ms", "init ms", "peak MB"]
+    rows = []
+    for b in s["benchmarks"]:
+        lat = b["latency"]
+        rows.append(
+            [
+                _e(Path(b["artifact"]).name),
+                _e(b["runner"]),
+                _e(f"{b['runtime']} {b['runtime_version']}"),
+                _fmt(b["threads"]),
+                _fmt(b["num_runs"]),
+                _fmt(lat["p50_ms"]),
+                _fmt(lat["p90_ms"]),
+                _fmt(lat["p99_ms"]),
+                _fmt(lat["std_ms"]),
+                _fmt(b.get("init_ms")),
+                _fmt(b.get("peak_mem_mb")),
+            ]
+        )
+    budget = s["profile"]["budgets"]["latency_budget_ms"]
+    pvm = s.get("predicted_vs_measured", [])
+    pvm_rows = [
+        [_e(p["label"]), _fmt(p["predicted_ms"]), _fmt(p["measured_p50_ms"]), _fmt(p.get("error_pct"))] for p in pvm
+    ]
+    note = s.get("latency_note", "")
+    return (
+        "<h2>Measured latency</h2>"
+        + (f"<p class='sub'>{_e(note)}</p>" if note else "")
+        + _table(headers, rows)
+        + _img(plots.latency_plot(s["benchmarks"], budget), "latency distributions")
+        + "<h3>Predicted vs measured</h3>"
+        + (_table(["artifact", "predicted ms", "measured p50 ms", "error %"], pvm_rows) if pvm_rows else "<p class='sub'>No measurement on the profile's own runtime and device to compare with.</p>")
+        + _img(plots.predicted_vs_measured_plot(pvm), "predicted vs measured")
+    )
+
+
+def _section_env(s: dict[str, Any]) -> str:
+    env = s.get("environment", {})
+    rows = [[_e(k), _e(v)] for k, v in env.items()]
+    stages = s.get("stages", {})
+    srows = [[_e(k), _fmt(v), "resumed" if k in s.get("resumed_stages", []) else "ran"] for k, v in stages.items()]
+    return (
+        "<h2>Environment</h2>"
+        + _table(["package", "version"], rows)
+        + "<h3>Stages</h3>"
+        + _table(["stage", "seconds", ""], srows)
+    )
+
+
+def _cards(s: dict[str, Any]) -> str:
+    v = s.get("verdict", {})
+    tr = s["training"].get("final", {})
+    cards = [
+        ("student accuracy", _fmt(tr.get("test_acc", tr.get("val_acc")), 4)),
+        ("teacher accuracy", _fmt(tr.get("teacher_test_acc", tr.get("teacher_val_acc")), 4)),
+        ("latency", f"{_fmt(v.get('latency_ms'))} ms<br>{_okbad(v.get('latency_ok'))}"),
+        ("peak RAM", f"{_fmt(v.get('peak_ram_mb'))} MB<br>{_okbad(v.get('ram_ok'))}"),
+        ("model size", f"{_fmt(v.get('size_mb'))} MB<br>{_okbad(v.get('size_ok'))}"),
+    ]
+    return "<div class='cards'>" + "".join(f"<div class='card'>{_e(k)}<b>{val}</b></div>" for k, val in cards) + "</div>"
+
+
+def render_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``report.html`` and ``summary.json`` into ``out_dir``; return the HTML path."""
+    out = Path(out_dir)
+    name = summary["profile"]["name"]
+    body = (
+        f"<h1>edgecompress build: {_e(name)}</h1>"
+        f"<p class='sub'>{_e(summary.get('headline', ''))}</p>"
+        + _cards(summary)
+        + _section_profile(summary)
+        + _section_selection(summary)
+        + _section_training(summary)
+        + _section_parity(summary)
+        + _section_latency(summary)
+        + _section_env(summary)
+    )
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>edgecompress: {_e(name)}</title><style>{_CSS}</style></head><body><main>{body}</main></body></html>"
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "report.html", page)
+    return out / "report.html"

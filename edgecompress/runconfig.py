@@ -1,0 +1,106 @@
+"""The resolved options of one `edgecompress build` run.
+
+Precedence: built-in defaults < the run config file (`--config run.toml`) < command-line
+options. The resolved config is saved in the run directory; together with the inputs' hashes it
+decides which stages can be skipped when the same command runs again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgecompress.artifacts import _decode_dataclass, _encode
+from edgecompress.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# The built-in demo task: procedural shapes with a style-shifted unlabeled pool and 10% of
+# the labels -- the setting of Tang et al. 2019 -- distilled from a cached demo teacher.
+DEMO_DATA = "shapes"
+DEMO_UNLABELED = "shapes-pool"
+DEMO_LABELED_FRACTION = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    device: str = "pixel7"
+    teacher: str | None = None
+    entry_point: str | None = None
+    trust_checkpoint: bool = False
+    data: str | None = None
+    unlabeled: str | None = None
+    labeled_fraction: float | None = None
+    out: str | None = None
+    method: str = "anc+align"
+    epochs: int | None = None
+    seed: int = 0
+    latency_ms: float | None = None
+    memory_mb: float | None = None
+    profiles_dir: str | None = None
+    serial: str | None = None
+    host: str | None = None
+    runs: int = 100
+    warmup: int = 10
+
+    @property
+    def is_demo(self) -> bool:
+        return self.teacher is None and self.data is None
+
+    def resolved(self) -> RunConfig:
+        """Fill demo defaults and the output folder; check values (one line per problem)."""
+        cfg = self
+        if cfg.is_demo:
+            cfg = dataclasses.replace(
+                cfg,
+                data=DEMO_DATA,
+                unlabeled=cfg.unlabeled or DEMO_UNLABELED,
+                labeled_fraction=cfg.labeled_fraction if cfg.labeled_fraction is not None else DEMO_LABELED_FRACTION,
+            )
+        elif cfg.data is None:
+            raise ConfigError("--data is required when --teacher is given (the built-in demo uses neither)")
+        elif cfg.teacher is None:
+            raise ConfigError("--teacher is required when --data is given (the built-in demo uses neither)")
+        if cfg.labeled_fraction is None:
+            cfg = dataclasses.replace(cfg, labeled_fraction=1.0)
+        assert cfg.labeled_fraction is not None
+        if not 0 < cfg.labeled_fraction <= 1:
+            raise ConfigError(f"labeled_fraction = {cfg.labeled_fraction} is not allowed (must be in (0, 1])")
+        if cfg.epochs is not None and cfg.epochs < 1:
+            raise ConfigError(f"epochs = {cfg.epochs} is not allowed (must be >= 1)")
+        if cfg.runs < 1 or cfg.warmup < 0:
+            raise ConfigError(f"runs = {cfg.runs}, warmup = {cfg.warmup} are not allowed (runs >= 1, warmup >= 0)")
+        if cfg.serial and cfg.host:
+            raise ConfigError("give --serial (Android over adb) or --host (board over ssh), not both")
+        if cfg.out is None:
+            cfg = dataclasses.replace(cfg, out=str(Path("runs") / f"{cfg.device}-{Path(cfg.data or 'demo').stem}"))
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = _encode(self)
+        return out
+
+
+def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """Defaults, then the TOML file, then the non-None ``overrides`` (the CLI options)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: run config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: malformed TOML ({exc})") from None
+        try:
+            _decode_dataclass(RunConfig, data, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg: RunConfig = _decode_dataclass(RunConfig, data, "")
+    return cfg

@@ -1,0 +1,84 @@
+"""Resumable stages of a run directory.
+
+Each finished stage records, in ``<run>/state.json``, a key: the hash of everything it depended
+on (its part of the config, the hashes of its input files, the outputs of earlier stages).
+Running the same command again skips a stage whose key is unchanged and whose outputs still
+exist; any change re-runs that stage and everything after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgecompress.artifacts import atomic_write_text, sha256_file
+
+R = TypeVar("R")
+
+
+def fingerprint(value: Any) -> str:
+    """Stable hash of JSON-able data; file paths inside must be hashed by the caller."""
+    blob = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_fingerprint(path: str | Path | None) -> str | None:
+    """Content hash of a file, or of a folder's file names, sizes and mtimes (cheap for datasets)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return sha256_file(p)
+    if p.is_dir():
+        entries = sorted(
+            (str(f.relative_to(p)), f.stat().st_size, int(f.stat().st_mtime)) for f in p.rglob("*") if f.is_file()
+        )
+        return fingerprint(entries)
+    return str(path)  # a built-in name
+
+
+class StageCache:
+    def __init__(self, run_dir: Path, force: bool = False) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / "state.json"
+        self.state: dict[str, Any] = {}
+        if self.path.exists() and not force:
+            try:
+                self.state = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                self.state = {}  # a damaged state only costs a re-run
+        self.invalidated = False  # once a stage re-runs, every later stage re-runs too
+        self.timings: dict[str, float] = {}
+        self.skipped: list[str] = []
+
+    def run(
+        self,
+        name: str,
+        key: Any,
+        outputs: list[Path],
+        compute: Callable[[], R],
+        load: Callable[[], R],
+    ) -> R:
+        digest = fingerprint(key)
+        entry = self.state.get(name)
+        fresh = (
+            not self.invalidated
+            and entry is not None
+            and entry.get("key") == digest
+            and all(p.exists() for p in outputs)
+        )
+        if fresh:
+            self.skipped.append(name)
+            self.timings[name] = 0.0
+            return load()
+        self.invalidated = True
+        t0 = time.perf_counter()
+        result = compute()
+        self.timings[name] = time.perf_counter() - t0
+        self.state[name] = {"key": digest, "seconds": round(self.timings[name], 3), "finished_at": time.time()}
+        atomic_write_text(self.path, json.dumps(self.state, indent=2))
+        return result

@@ -1,0 +1,124 @@
+"""summary.json: every number the report shows, gathered from the stage outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgecompress.artifacts import BenchmarkResult, Checkpoint, ExportArtifact, StudentSpec
+from edgecompress.profiles import DeviceProfile
+from edgecompress.runconfig import RunConfig
+from edgecompress.stages import StageCache
+
+# Which artifact a profile's runtime actually deploys, per precision.
+_DEPLOYED = {
+    ("tflite-xnnpack", "int8"): ("tflite", "full-int8"),
+    ("tflite-xnnpack", "fp32"): ("tflite", "fp32"),
+    ("tflite-xnnpack", "fp16"): ("tflite", "fp16"),
+    ("onnxruntime-cpu", "int8"): ("onnx", "int8"),
+    ("onnxruntime-cpu", "fp32"): ("onnx", "fp32"),
+    ("onnxruntime-cpu", "fp16"): ("onnx", "fp16"),
+}
+
+
+def deployed_precision(profile: DeviceProfile) -> str:
+    """The precision the device runs: int8 when the profile allows it (smallest, fastest)."""
+    precs = profile.runtime.precisions
+    return "int8" if "int8" in precs else precs[0]
+
+
+def _history(ckpt_path: Path) -> list[dict[str, Any]]:
+    """Per-epoch rows of the trainer's metrics.jsonl (rows without an epoch summary are steps)."""
+    f = ckpt_path.parent / "metrics.jsonl"
+    if not f.exists():
+        return []
+    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    epoch_rows = [r for r in rows if r.get("kind", "epoch") == "epoch"]
+    return epoch_rows or rows
+
+
+def make_summary(
+    cfg: RunConfig,
+    profile: DeviceProfile,
+    spec: StudentSpec,
+    ckpt: Checkpoint,
+    ckpt_path: Path,
+    artifacts: list[ExportArtifact],
+    benchmarks: list[BenchmarkResult],
+    cache: StageCache,
+    wall_s: float,
+    teacher: str,
+) -> dict[str, Any]:
+    from edgecompress.cli.env_cmd import versions
+
+    budgets = profile.budgets
+    prec = deployed_precision(profile)
+    fmt, art_prec = _DEPLOYED[(profile.runtime.kind, prec)]
+    deployed = next((a for a in artifacts if a.format == fmt and a.precision == art_prec), None)
+    on_device = [b for b in benchmarks if b.runner != "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
+    local_same = [b for b in benchmarks if b.runner == "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
+
+    cost = spec.cost
+    predicted = cost.predicted_latency_ms if cost else None
+    if on_device:
+        latency, latency_src = on_device[0].latency.p50_ms, f"measured on {profile.name}"
+    elif profile.connection.runner == "local" and local_same:
+        latency, latency_src = local_same[0].latency.p50_ms, "measured on this host"
+    else:
+        latency, latency_src = predicted, f"predicted for {profile.name} (no device attached: pass --serial or --host to measure)"
+    peak_ram_mb = cost.peak_activation_bytes / 2**20 + (deployed.size_bytes if deployed else 0) / 2**20 if cost else None
+    size_mb = deployed.size_bytes / 2**20 if deployed else None
+
+    def ok(v: float | None, budget: float) -> bool | None:
+        return None if v is None else v <= budget
+
+    verdict = {
+        "deployed_artifact": deployed.path if deployed else None,
+        "latency_ms": latency,
+        "latency_source": latency_src,
+        "latency_ok": ok(latency, budgets.latency_budget_ms),
+        "peak_ram_mb": peak_ram_mb,
+        "peak_ram_source": "predicted: peak activations by liveness + weights",
+        "ram_ok": ok(peak_ram_mb, budgets.peak_ram_budget_mb),
+        "size_mb": size_mb,
+        "size_ok": ok(size_mb, budgets.model_size_budget_mb),
+    }
+    misses = [k for k in ("latency_ok", "ram_ok", "size_ok") if verdict[k] is False]
+    verdict["all_ok"] = not misses
+    verdict["why"] = ", ".join(misses)
+
+    pvm = []
+    for b in on_device or (local_same if profile.connection.runner == "local" else []):
+        if predicted:
+            err = 100.0 * (predicted - b.latency.p50_ms) / b.latency.p50_ms
+            pvm.append({"label": f"{b.runner}:{Path(b.artifact).name}", "predicted_ms": predicted, "measured_p50_ms": b.latency.p50_ms, "error_pct": round(err, 1)})
+
+    final = dict(ckpt.metrics)
+    note = "" if on_device or profile.connection.runner == "local" else (
+        f"Measured on this host (not on {profile.name}); the {profile.name} latency above is the calibrated prediction."
+    )
+    return {
+        "headline": (
+            f"{spec.family} {spec.arch} for {profile.name}: "
+            f"{(final.get('test_acc') or final.get('val_acc') or 0) * 100:.1f}% accuracy, "
+            f"{latency_src} latency {latency if latency is None else round(latency, 3)} ms"
+        ),
+        "config": cfg.to_dict(),
+        "profile": profile.to_dict(),
+        "selection": {
+            "chosen": spec.to_dict(),
+            "criterion": spec.extra.get("criterion", ""),
+            "candidates": spec.extra.get("candidates", []),
+        },
+        "training": {"teacher": teacher, "config": ckpt.distill_config, "final": final, "history": _history(ckpt_path)},
+        "artifacts": [a.to_dict() for a in artifacts],
+        "benchmarks": [b.to_dict() for b in benchmarks],
+        "predicted_vs_measured": pvm,
+        "latency_note": note,
+        "verdict": verdict,
+        "environment": versions(),
+        "stages": {k: round(v, 2) for k, v in cache.timings.items()},
+        "resumed_stages": cache.skipped,
+        "wall_s": round(wall_s, 2),
+    }

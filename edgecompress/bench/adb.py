@@ -1,0 +1,245 @@
+"""AdbRunner: an Android phone over the system ``adb`` client, measured with TFLite's
+``benchmark_model`` (a binary the user gives, or one already on the device).
+
+The usual recipe, done with argv lists and checked exit codes: push the binary and the model to
+a fresh folder under /data/local/tmp, run the binary under ``taskset`` with the profile's
+big-core mask, parse what it prints, remove the folder. Real phones are not exercised by CI:
+the tests drive this runner through an ``adb`` test double (tests/fakes/adb).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shlex
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgecompress.bench.proc import CommandError, Completed, is_transient, run_command, tail, with_retries
+from edgecompress.bench.runner import (
+    BenchRunError,
+    Measurement,
+    Runner,
+    RunRequest,
+    launch_script,
+    stop_and_remove_script,
+)
+from edgecompress.bench.tflite_output import parse_benchmark_model_output
+from edgecompress.errors import BenchError
+
+log = logging.getLogger(__name__)
+
+SHORT_TIMEOUT_S = 120.0  # pushes of a model or the binary over USB
+DEFAULT_DEVICE_BINARY = "/data/local/tmp/benchmark_model"
+_PROPS = ("ro.product.model", "ro.soc.model", "ro.build.version.release", "ro.product.cpu.abi")
+
+
+class AdbRunner(Runner):
+    """``serial`` picks the device (else $ANDROID_SERIAL, else adb's only device)."""
+
+    kind = "adb"
+
+    def __init__(
+        self,
+        *,
+        serial: str | None = None,
+        benchmark_model: str | None = None,
+        device_benchmark_model: str | None = None,
+        remote_dir: str = "/data/local/tmp/edgecompress",
+        use_xnnpack: bool = True,
+        use_gpu: bool = False,
+        use_nnapi: bool = False,
+        cpu_mask: str | None = None,
+        adb: str = "adb",
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        if serial is not None and (not serial or serial.startswith("-")):
+            raise BenchError(f"adb serial {serial!r} is not allowed")
+        if benchmark_model is not None and not Path(benchmark_model).is_file():
+            raise BenchError(f"{benchmark_model}: benchmark_model binary not found")
+        self.serial = serial
+        self.benchmark_model = benchmark_model
+        self.device_benchmark_model = device_benchmark_model
+        self.remote_dir = remote_dir.rstrip("/") or "/data/local/tmp"
+        self.use_xnnpack, self.use_gpu, self.use_nnapi = use_xnnpack, use_gpu, use_nnapi
+        self.cpu_mask = cpu_mask  # overrides the profile's mask (None: use the profile's)
+        self.adb = adb
+        self._workdir: str | None = None
+        self._live_pid = False
+
+    @property
+    def target(self) -> str:
+        return self.serial or "default device"
+
+    def adb_argv(self, *args: str) -> list[str]:
+        return [self.adb, *(["-s", self.serial] if self.serial else []), *args]
+
+    def _adb(self, *args: str, what: str, timeout_s: float = SHORT_TIMEOUT_S) -> Completed:
+        """One adb call; CommandError (transient for offline / lost links) when it fails."""
+
+        def once() -> Completed:
+            done = run_command(self.adb_argv(*args), timeout_s=timeout_s)
+            if done.timed_out:
+                raise CommandError(f"{self.label}: adb timed out after {timeout_s:.0f} s while trying to {what}", done, transient=True)
+            if done.returncode != 0:
+                err = tail(done.stderr) or tail(done.stdout) or "no output"
+                raise CommandError(f"{self.label}: could not {what} (adb exit {done.returncode}): {err}", done, transient=is_transient(done.stderr))
+            return done
+
+        try:
+            return with_retries(once, attempts=self.retries, backoff_s=self.backoff_s, what=what)
+        except CommandError as exc:
+            raise BenchError(str(exc)) from None
+
+    def shell(self, script: str, *, what: str, timeout_s: float = SHORT_TIMEOUT_S) -> Completed:
+        """``adb shell SCRIPT``: SCRIPT is one string for the device's sh, already quoted."""
+        return self._adb("shell", script, what=what, timeout_s=timeout_s)
+
+    # ------------------------------------------------------------------ Runner interface
+
+    def check(self) -> None:
+        if shutil.which(self.adb) is None:
+            raise BenchError(f"{self.label}: {self.adb!r} not found (apt-get install adb, or Android's platform-tools on PATH)")
+        done = self._adb("get-state", what="reach the device")
+        state = done.stdout.strip()
+        if state != "device":
+            raise BenchError(f"{self.label}: device state is {state!r} (expected 'device'; authorize USB debugging on the phone)")
+
+    def _ensure_workdir(self) -> str:
+        if self._workdir is None:
+            workdir = f"{self.remote_dir}/run-{secrets.token_hex(4)}"
+            self.shell(shlex.join(["mkdir", "-p", workdir]), what=f"create {workdir}")
+            self._workdir = workdir
+        return self._workdir
+
+    def push(self, local: Path, name: str) -> str:
+        remote = f"{self._ensure_workdir()}/{name}"
+        self._adb("push", str(local), remote, what=f"push {Path(local).name}")
+        return remote
+
+    def run(self, argv: list[str], *, timeout_s: float, on_line: Callable[[str], None] | None = None) -> Completed:
+        workdir = self._ensure_workdir()
+        self._live_pid = True
+        done = run_command(self.adb_argv("shell", launch_script(workdir, argv)), timeout_s=timeout_s, on_line=on_line)
+        self._live_pid = done.timed_out
+        return done
+
+    def pull(self, remote: str, local: Path) -> Path:
+        self._adb("pull", remote, str(local), what=f"pull {remote}")
+        return Path(local)
+
+    def cleanup(self) -> None:
+        if self._workdir is None:
+            return
+        try:
+            self.shell(stop_and_remove_script(self._workdir, stop=self._live_pid), what=f"remove {self._workdir}", timeout_s=60.0)
+            self._workdir = None
+            self._live_pid = False
+        except BenchError as exc:
+            log.warning("could not remove %s on %s: %s", self._workdir, self.target, exc)
+
+    # ------------------------------------------------------------------ benchmark_model
+
+    def _binary(self) -> str:
+        """Push the user's benchmark_model, or find one already on the device."""
+        if self.benchmark_model:
+            remote = self.push(Path(self.benchmark_model), "benchmark_model")
+            self.shell(shlex.join(["chmod", "755", remote]), what="make benchmark_model executable")
+            return remote
+        on_device = self.device_benchmark_model or DEFAULT_DEVICE_BINARY
+        done = run_command(self.adb_argv("shell", f"[ -x {shlex.quote(on_device)} ] && echo yes || echo no"), timeout_s=SHORT_TIMEOUT_S)
+        if done.stdout.strip() != "yes":
+            raise BenchError(
+                f"{self.label}: runtime missing on the device: no executable {on_device} "
+                "(pass --benchmark-model PATH to an android_aarch64 benchmark_model binary from TensorFlow's releases)"
+            )
+        return on_device
+
+    def command(self, binary: str, model: str, request: RunRequest) -> list[str]:
+        """The benchmark_model argv, under taskset when a CPU mask applies."""
+        argv = [
+            binary,
+            f"--graph={model}",
+            f"--num_threads={request.threads}",
+            f"--warmup_runs={request.warmup}",
+            "--warmup_min_secs=0",  # exactly the runs asked for, not "at least 0.5 s"
+            f"--num_runs={request.runs}",
+            "--min_secs=0",
+            f"--use_xnnpack={'true' if self.use_xnnpack else 'false'}",
+            "--report_peak_memory_footprint=true",
+        ]
+        if request.max_seconds is not None:
+            argv.append(f"--max_secs={request.max_seconds:g}")
+        if self.use_gpu:
+            argv.append("--use_gpu=true")
+        if self.use_nnapi:
+            argv.append("--use_nnapi=true")
+        if request.op_profiling:
+            argv.append("--enable_op_profiling=true")
+        mask = self.cpu_mask if self.cpu_mask is not None else request.cpu_mask
+        if mask:
+            # toybox taskset takes the mask in hex without the 0x.
+            argv = ["taskset", format(int(mask, 16), "x"), *argv]
+        return argv
+
+    def environment(self, request: RunRequest) -> dict[str, str]:
+        mask = self.cpu_mask if self.cpu_mask is not None else request.cpu_mask
+        cpu = (int(mask, 16).bit_length() - 1) if mask else 0
+        lines = [f'echo "{p}=$(getprop {p} 2>/dev/null)"' for p in _PROPS]
+        lines.append(f'echo "governor=$(cat /sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor 2>/dev/null)"')
+        done = run_command(self.adb_argv("shell", "; ".join(lines)), timeout_s=30.0)
+        env = {"serial": self.target, "cpu_mask": mask or "none (not pinned)"}
+        for line in done.stdout.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                env[key.strip()] = value.strip() or "unreadable"
+        return env
+
+    def measure(self, request: RunRequest) -> Measurement:
+        if request.model.suffix.lower() != ".tflite":
+            raise BenchError(f"{self.label}: {request.model.name}: adb devices run .tflite models through benchmark_model (export a .tflite)")
+        self.check()
+        try:
+            binary = self._binary()
+            model = self.push(request.model, request.model.name)
+            argv = self.command(binary, model, request)
+            env = self.environment(request)
+            done = self.run(argv, timeout_s=self._timeout(request))
+            return self._parse(done, request, env, binary)
+        finally:
+            self.cleanup()
+
+    def _parse(self, done: Completed, request: RunRequest, env: dict[str, str], binary: str) -> Measurement:
+        raw = f"$ adb shell {' '.join(done.argv[-1:])}\n{done.stdout}" + (f"\n--- stderr ---\n{done.stderr}" if done.stderr else "")
+        err = tail(done.stderr) or tail(done.stdout) or "no output"
+        if done.timed_out:
+            raise BenchRunError(f"{self.label}: benchmark timed out after {done.seconds:.0f} s: {err}", raw_text=raw)
+        if done.returncode != 0:
+            raise BenchRunError(f"{self.label}: benchmark_model failed (exit {done.returncode}): {err}", raw_text=raw)
+        out = parse_benchmark_model_output(done.stdout + "\n" + done.stderr)
+        if out.runs is None:
+            raise BenchRunError(f"{self.label}: benchmark_model printed no timing line: {err}", raw_text=raw)
+        stats, note = out.latency()
+        env = dict(env, binary=binary, latency_note=note)
+        for key in ("mem_init_mb", "mem_peak_mb", "session_ms", "model_size_mb", "warmup_avg_ms"):
+            value = getattr(out, key)
+            if value is not None:
+                env[key] = f"{value:g}"
+        return Measurement(
+            runtime="benchmark_model",
+            runtime_version="unknown (benchmark_model prints no version)",
+            threads=request.threads,
+            warmup_runs=out.warmup.count if out.warmup is not None else request.warmup,
+            num_runs=out.runs.count,
+            latency=stats,
+            raw_text=raw,
+            init_ms=out.init_ms,
+            first_inference_ms=out.first_inference_ms,
+            # Same meaning as the local runner's figure: memory added since the tool started.
+            peak_mem_mb=out.mem_overall_mb if out.mem_overall_mb is not None else out.mem_peak_mb,
+            environment=env,
+            op_profile=out.op_profile,
+        )

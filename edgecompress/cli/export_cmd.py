@@ -1,0 +1,81 @@
+"""`edgecompress export`: checkpoint -> ONNX / TFLite artifacts, each parity-checked."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgecompress.export.config import FORMATS, LAYOUTS, PRECISIONS, ExportConfig, parse_list
+
+
+@click.command()
+@click.option("--checkpoint", "checkpoint", required=True, type=click.Path(dir_okay=False), help="checkpoint.json written by `edgecompress distill`.")
+@click.option("--format", "formats", default="onnx,tflite", show_default=True, help=f"Comma list of {', '.join(FORMATS)}.")
+@click.option("--precision", "precisions", default="fp32,int8", show_default=True, help=f"Comma list of {', '.join(PRECISIONS)} (int8 = QDQ for ONNX, full-int8 for TFLite).")
+@click.option("--out", "out_dir", default="export", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="nhwc", show_default=True, help="TFLite input layout (ONNX is always NCHW).")
+@click.option("--int8-io", type=click.Choice(["int8", "uint8", "float32"]), default="int8", show_default=True, help="Input/output tensor type of the TFLite full-int8 model.")
+@click.option("--calibration-size", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration samples for int8.")
+@click.option("--parity-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Validation samples for the parity gate.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+@click.option("--teacher", type=click.Path(dir_okay=False), default=None, help="Teacher file; only for the pruned-teacher student family.")
+@click.option("--entry-point", default=None, help="module:factory building the teacher from a state_dict (see `distill`).")
+@click.option("--trust-checkpoint", is_flag=True, help="Allow a pickled teacher module (runs code from the file).")
+@click.option("--keep-failing", is_flag=True, help="Measure parity but keep artifacts that fail it (no gate).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON.")
+def export(
+    checkpoint: str,
+    formats: str,
+    precisions: str,
+    out_dir: str,
+    layout: str,
+    int8_io: str,
+    calibration_size: int,
+    parity_samples: int,
+    opset: int,
+    teacher: str | None,
+    entry_point: str | None,
+    trust_checkpoint: bool,
+    keep_failing: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Export a distilled student to ONNX and/or TFLite and check each file against PyTorch.
+
+    \b
+    Every artifact runs through its own runtime (ONNX Runtime, the LiteRT interpreter) on the
+    validation split; one that disagrees beyond the thresholds fails the export (exit 2).
+    Writes model_<precision>.<onnx|tflite>, a manifest <file>.json beside each, and
+    export_summary.json.
+    """
+    config = ExportConfig(
+        formats=parse_list(formats, "--format", FORMATS),
+        precisions=parse_list(precisions, "--precision", PRECISIONS),
+        layout=layout,
+        int8_io=int8_io,
+        calibration_size=calibration_size,
+        parity_samples=parity_samples,
+        opset=opset,
+        enforce_parity=not keep_failing,
+    )
+    from edgecompress.export.checkpoint import export as run_export  # heavy: torch, onnx
+
+    teacher_module = None
+    if teacher:
+        from edgecompress.distill import load_teacher
+
+        teacher_module = load_teacher(teacher, entry_point=entry_point, trust_checkpoint=trust_checkpoint).module
+    artifacts = run_export(checkpoint, config, out_dir, teacher=teacher_module, progress=False if no_progress else None)
+    if as_json:
+        click.echo(json.dumps([a.to_dict() for a in artifacts], indent=2))
+        return
+    for a in artifacts:
+        p = a.parity
+        parity = (
+            f"agree {p.top1_agreement:6.2%}  acc {p.acc_delta_pt:+.2f} pt  max|d| {p.max_abs_diff:.2g}  {'ok' if p.passed else 'FAIL'}"
+            if p
+            else "-"
+        )
+        click.echo(f"{a.format:6s} {a.precision:12s} {a.size_bytes / 1024:8.1f} KiB  {parity}  {a.path}")

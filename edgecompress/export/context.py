@@ -1,0 +1,43 @@
+"""The state one export run shares between its providers.
+
+Several targets build on the same intermediate (every ONNX recipe and the TFLite converter
+start from the fp32 ONNX graph; one onnx2tf run writes all TFLite precisions at once), so the
+context computes each intermediate once, on first request, inside a private work directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from edgecompress.artifacts import Preprocessing
+from edgecompress.export.config import ExportConfig
+
+T = TypeVar("T")
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+@dataclasses.dataclass
+class ExportContext:
+    model: Any  # torch.nn.Module in eval mode (typed loosely: this module must not need torch)
+    preprocessing: Preprocessing
+    config: ExportConfig
+    work_dir: Path
+    calib_x: np.ndarray  # (N, C, H, W) float32, normalized per `preprocessing`
+    _memo: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.calib_x.shape[1:])  # type: ignore[return-value]
+
+    def once(self, key: str, fn: Callable[[], T]) -> T:
+        """Compute ``fn()`` the first time ``key`` is asked for; reuse it afterwards."""
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]  # type: ignore[no-any-return]

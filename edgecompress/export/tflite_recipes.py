@@ -1,0 +1,193 @@
+"""TFLite targets through onnx2tf: fp32, fp16, dynamic-range int8 and full-integer int8.
+
+One onnx2tf run (in a child process, in a temporary directory, network blocked) writes every
+TFLite precision at once; the four providers below pick their file from that run.
+
+Offline: onnx2tf 1.29 loads ``calibration_image_sample_data_20x128x128x3_float32.npy`` for its
+own per-op validation whenever the model has one 4-D 3-channel input, and downloads it from
+GitHub unless the file is in the current directory — even when calibration data is given. We
+run it in a directory that holds a deterministic array of that name and shape, so it never
+reaches for the network (and the worker refuses every connection to prove it).
+
+Calibration: the calibration subset, already normalized with the training preprocessing, is
+given in the converted model's input layout (NHWC by default, NCHW when kept) with mean 0 and
+std 1, so onnx2tf's ``(x - mean) / std`` leaves it unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgecompress.errors import ExportError, MissingExtraError
+from edgecompress.export._onnx2tf_worker import BLOCKED_MARK
+from edgecompress.export.context import INPUT_NAME, ExportContext
+from edgecompress.export.onnx_recipes import fp32_onnx
+from edgecompress.export.registry import Built, register_recipe
+
+SAMPLE_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def require_tflite() -> None:
+    """Fail fast, before any work, when the optional TFLite stack is missing."""
+    for module, what in (("onnx2tf", "onnx2tf"), ("tensorflow", "tensorflow"), ("ai_edge_litert", "ai-edge-litert")):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(what, "tflite")
+
+
+def write_offline_sample(folder: Path) -> Path:
+    """The array onnx2tf would otherwise download: deterministic, float32, (20, 128, 128, 3)."""
+    path = folder / SAMPLE_NAME
+    rng = np.random.default_rng(20240607)
+    np.save(path, rng.random((20, 128, 128, 3), dtype=np.float32))
+    return path
+
+
+def _to_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
+    return np.ascontiguousarray(x_nchw if layout == "nchw" else x_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
+
+
+def run_onnx2tf(
+    onnx_path: Path,
+    work: Path,
+    calib_nchw: np.ndarray,
+    *,
+    layout: str,
+    integer: bool,
+    dynamic: bool,
+    io_dtype: str,
+    timeout_s: float,
+    log_path: Path,
+) -> Path:
+    """Convert ``onnx_path`` with onnx2tf in ``work``; return the folder holding the .tflite files."""
+    work.mkdir(parents=True, exist_ok=True)
+    write_offline_sample(work)
+    calib = _to_layout(calib_nchw, layout)
+    calib_path = work / "calibration.npy"
+    np.save(calib_path, calib)
+    channels = calib.shape[1] if layout == "nchw" else calib.shape[-1]
+    stat_shape = (1, channels, 1, 1) if layout == "nchw" else (1, 1, 1, channels)
+    out = work / "tflite"
+    # onnx2tf rewrites its input file in place (onnxsim, op renaming): give it a private copy.
+    private_onnx = work / onnx_path.name
+    shutil.copyfile(onnx_path, private_onnx)
+    request = {
+        "onnx": str(private_onnx.resolve()),
+        "out": str(out),
+        "calib": str(calib_path),
+        "mean": np.zeros(stat_shape, np.float32).tolist(),
+        "std": np.ones(stat_shape, np.float32).tolist(),
+        "input_name": INPUT_NAME,
+        "integer": integer,
+        "dynamic": dynamic,
+        "io_dtype": "int8" if io_dtype == "float32" else io_dtype,
+        "keep_nchw": layout == "nchw",
+    }
+    req_path = work / "request.json"
+    req_path.write_text(json.dumps(request), encoding="utf-8")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", PYTHONUNBUFFERED="1")
+    # onnx2tf runs the `onnxsim` console script by name: put this interpreter's bin dir first
+    # so it is found even when the virtual environment is not activated.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
+    argv = [sys.executable, "-m", "edgecompress.export._onnx2tf_worker", str(req_path)]
+    with open(log_path, "wb") as log:
+        try:
+            # cwd=work is what keeps onnx2tf offline: it looks for SAMPLE_NAME in the CWD.
+            proc = subprocess.run(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise ExportError(f"export: onnx2tf did not finish within {timeout_s:.0f} s (log: {log_path})") from None
+    text = _ANSI.sub("", log_path.read_text(encoding="utf-8", errors="replace"))
+    if BLOCKED_MARK in text:
+        raise ExportError(f"export: onnx2tf tried to use the network, which edgecompress forbids (log: {log_path})")
+    if proc.returncode != 0:
+        raise ExportError(_failure_message(text, proc.returncode, log_path, onnx_path))
+    return out
+
+
+def _failure_message(log_text: str, returncode: int, log_path: Path, onnx_path: Path) -> str:
+    """Name the ONNX op and node onnx2tf choked on, when its log says; else the log's tail."""
+    ops = re.findall(r"onnx_op_type:\s*(\S+)", log_text) or re.findall(r"(\w+) OP is not yet implemented", log_text)
+    nodes = re.findall(r"onnx_op_name:\s*(\S+)", log_text)
+    if ops:
+        node = nodes[-1] if nodes else _first_node_of_type(onnx_path, ops[-1])
+        where = f" at node {node!r}" if node else ""
+        return f"export: onnx2tf cannot convert op {ops[-1]!r}{where} (log: {log_path})"
+    lines = [ln.strip() for ln in log_text.splitlines() if ln.strip()]
+    tail = " | ".join(lines[-3:])[-400:]
+    return f"export: onnx2tf failed with exit code {returncode}: {tail} (log: {log_path})"
+
+
+def _first_node_of_type(onnx_path: Path, op_type: str) -> str | None:
+    import onnx
+
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception:  # the log line alone is still worth reporting
+        return None
+    return next((n.name or n.output[0] for n in graph.node if n.op_type == op_type), None)
+
+
+def onnx2tf_outputs(ctx: ExportContext) -> tuple[Path, Path]:
+    """Run onnx2tf once per export (memoized): (folder of .tflite files, log path)."""
+
+    def build() -> tuple[Path, Path]:
+        cfg = ctx.config
+        log = ctx.work_dir / "onnx2tf.log"
+        folder = run_onnx2tf(
+            fp32_onnx(ctx),
+            ctx.work_dir / "onnx2tf",
+            ctx.calib_x,
+            layout=cfg.layout,
+            integer=any(p in ("int8", "full-int8") for p in cfg.precisions),
+            dynamic="dynamic-int8" in cfg.precisions,
+            io_dtype=cfg.int8_io,
+            timeout_s=cfg.converter_timeout_s,
+            log_path=log,
+        )
+        return folder, log
+
+    return ctx.once("onnx2tf", build)
+
+
+def _pick(ctx: ExportContext, suffix: str) -> Built:
+    folder, log = onnx2tf_outputs(ctx)
+    path = folder / f"{fp32_onnx(ctx).stem}_{suffix}.tflite"
+    if not path.is_file():
+        found = ", ".join(sorted(p.name for p in folder.glob("*.tflite"))) or "none"
+        raise ExportError(f"export: onnx2tf wrote no {path.name} (found: {found}; log: {log})")
+    return Built(path, log)
+
+
+@register_recipe("tflite", "fp32", filename="model_fp32.tflite", numeric="float32")
+def _tflite_fp32(ctx: ExportContext) -> Built:
+    return _pick(ctx, "float32")
+
+
+@register_recipe("tflite", "fp16", filename="model_fp16.tflite", numeric="float16")
+def _tflite_fp16(ctx: ExportContext) -> Built:
+    # fp16 weights, dequantized at load time: half the file size; XNNPACK runs it in fp32
+    # (or fp16 where the CPU has FP16 arithmetic).
+    return _pick(ctx, "float16")
+
+
+@register_recipe("tflite", "dynamic-int8", filename="model_dynamic_int8.tflite", numeric="int8")
+def _tflite_dynamic(ctx: ExportContext) -> Built:
+    return _pick(ctx, "dynamic_range_quant")
+
+
+@register_recipe("tflite", "full-int8", filename="model_full_int8.tflite", numeric="int8")
+def _tflite_full_int8(ctx: ExportContext) -> Built:
+    # int8 weights and activations everywhere; the I/O tensors are int8/uint8 (scale and zero
+    # point in the manifest) unless float32 I/O was asked for (onnx2tf's "integer_quant").
+    return _pick(ctx, "integer_quant" if ctx.config.int8_io == "float32" else "full_integer_quant")

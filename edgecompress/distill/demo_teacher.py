@@ -1,0 +1,255 @@
+"""The built-in demo teacher: a small ResNet trained with all labels on a built-in dataset.
+
+``demo_teacher("shapes")`` returns the path of a cached ``torch.export`` program (``.pt2``)
+trained on the whole labeled training split; beside it lie the state_dict
+(``<name>.state_dict.pt``, loadable with ``weights_only=True``) and ``<name>.json`` with its
+accuracy and training time. The network follows the student contract (``forward_features``,
+``num_features``, ``classifier``, ``low_level_layer``) and is plain Conv/BN/ReLU with residual
+adds, so the ``pruned-teacher`` student family can channel-prune it.
+
+It has to train in about 90 s on one CPU core (the whole demo build runs in 5 minutes), so it
+is deliberately modest -- but several times wider than the students it teaches.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgecompress.artifacts import atomic_write_bytes, atomic_write_text
+from edgecompress.distill.streams import stack_dataset
+
+TEACHER_VERSION = 1
+
+# dataset -> architecture and schedule. Shapes: a stride-2 stem (16x16 maps from the start)
+# and ~1 epoch of the 30k training images keep it near 70 s on one core at ~95% accuracy;
+# digits (1.4k 16x16 images) is cheap enough for many epochs.
+_RECIPES: dict[str, dict[str, Any]] = {
+    "shapes": {"widths": (32, 64, 128), "blocks": (1, 1, 1), "stem_stride": 2, "steps": 250, "batch_size": 128, "lr": 4e-3},
+    "digits": {"widths": (16, 32, 64), "blocks": (1, 1, 1), "stem_stride": 1, "steps": 300, "batch_size": 64, "lr": 4e-3},
+}
+
+
+class BasicBlock(nn.Module):
+    """conv-bn-relu-conv-bn plus a (projected) shortcut, then relu: the ResNet basic block."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class DemoTeacher(nn.Module):
+    """Stem + 3 residual stages (stride 1, 2, 2) + global average pool + Linear."""
+
+    low_level_layer = "stem"
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        widths: tuple[int, ...] = (32, 64, 128),
+        blocks: tuple[int, ...] = (1, 1, 1),
+        stem_stride: int = 1,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        stages = []
+        cin = widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks, strict=True)):
+            layers = [BasicBlock(cin if j == 0 else w, w, (1 if i == 0 else 2) if j == 0 else 1) for j in range(n)]
+            stages.append(nn.Sequential(*layers))
+            cin = w
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = widths[-1]
+        self.classifier = nn.Linear(widths[-1], num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.stages(self.stem(x))), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+def build_demo_teacher(dataset: str, in_channels: int, num_classes: int) -> DemoTeacher:
+    recipe = _recipe(dataset, None)
+    return DemoTeacher(in_channels, num_classes, recipe["widths"], recipe["blocks"], recipe["stem_stride"])
+
+
+def _cache_dir() -> Path:
+    from edgecompress.data.cache import cache_root
+
+    return cache_root() / "teachers"
+
+
+def _recipe(dataset: str, steps: int | None) -> dict[str, Any]:
+    base = dataset.partition(":")[0]  # "shapes:train=2000" -> the shapes recipe
+    recipe = dict(_RECIPES.get(base, _RECIPES["shapes"]))
+    if steps is not None:
+        recipe["steps"] = int(steps)
+    return recipe
+
+
+def demo_teacher_paths(dataset: str, *, seed: int = 0, steps: int | None = None) -> dict[str, Path]:
+    """Cache paths, keyed by everything that decides the weights (dataset string with its
+    options, seed, recipe, version)."""
+    import hashlib
+
+    key = json.dumps({"dataset": dataset, "seed": seed, "recipe": _recipe(dataset, steps), "v": TEACHER_VERSION}, sort_keys=True)
+    base = "".join(c if c.isalnum() else "-" for c in dataset.partition(":")[0])
+    stem = f"demo-{base}-v{TEACHER_VERSION}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    d = _cache_dir()
+    return {"pt2": d / f"{stem}.pt2", "state_dict": d / f"{stem}.state_dict.pt", "info": d / f"{stem}.json"}
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    from edgecompress.distill.trainer import predict
+
+    return float((predict(model, x, torch.device("cpu")) == y).float().mean())
+
+
+def _train(dataset: str, seed: int, steps: int | None, progress: bool) -> tuple[DemoTeacher, dict[str, Any]]:
+    from tqdm import tqdm
+
+    from edgecompress.data import load_task
+
+    task = load_task(dataset, labeled_fraction=1.0, seed=seed)
+    recipe = _recipe(dataset, steps)
+    torch.manual_seed(seed)
+    model = build_demo_teacher(dataset, task.input_shape[0], task.num_classes)
+    val_x, val_y = stack_dataset(task.val)
+    test_x, test_y = stack_dataset(task.test)
+    n = len(task.labeled)
+    bs, steps = recipe["batch_size"], recipe["steps"]
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps, pct_start=0.15)
+    t0, c0 = time.perf_counter(), time.process_time()
+    bar = tqdm(total=steps, desc=f"demo teacher ({dataset})", disable=not progress, leave=False)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.empty(0, dtype=torch.long)
+    model.train()
+    for step in range(steps):
+        if len(order) < bs:  # next epoch's permutation
+            order = torch.cat([order, torch.randperm(n, generator=gen)])
+        idx, order = order[:bs], order[bs:]
+        items = [task.labeled[int(j)] for j in idx]
+        x = torch.stack([it[0] for it in items])
+        y = torch.stack([torch.as_tensor(it[1]) for it in items])
+        # Mild label smoothing: softer teacher outputs carry more for KD / ANC's data term.
+        loss = F.cross_entropy(model(x), y, label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    info = {
+        "dataset": dataset,
+        "version": TEACHER_VERSION,
+        "seed": seed,
+        "input_shape": list(task.input_shape),
+        "num_classes": task.num_classes,
+        "class_names": list(task.class_names),
+        # the input normalization it was trained with: feed it data normalized the same way
+        "mean": list(task.preprocessing.mean),
+        "std": list(task.preprocessing.std),
+        "val_acc": accuracy(model, val_x, val_y),
+        "test_acc": accuracy(model, test_x, test_y),
+        "train_s": round(train_s, 2),
+        # CPU seconds of this process: on a shared machine, the time it would take on a free core
+        # (with torch at one thread)
+        "train_cpu_s": round(train_cpu_s, 2),
+        "threads": torch.get_num_threads(),
+        "steps": steps,
+        "epochs": round(steps * bs / n, 2),
+        "train_size": n,
+        "params": sum(p.numel() for p in model.parameters()),
+        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()},
+    }
+    return model.eval(), info
+
+
+def export_teacher(model: nn.Module, input_shape: tuple[int, int, int]) -> bytes:
+    """``torch.export`` with a dynamic batch dimension, serialized to bytes."""
+    import io
+
+    model.eval()
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    ep = torch.export.export(model, (torch.zeros(2, *input_shape),), dynamic_shapes=({0: batch},))
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    return buf.getvalue()
+
+
+def demo_teacher(
+    dataset: str = "shapes", *, seed: int = 0, steps: int | None = None, progress: bool = True, force: bool = False
+) -> Path:
+    """Path of the cached demo teacher ``.pt2`` for ``dataset`` (a built-in name, options
+    allowed: ``"shapes:train=2000"``), training it first if needed. ``steps`` overrides the
+    recipe's number of optimizer steps (tests use a few)."""
+    paths = demo_teacher_paths(dataset, seed=seed, steps=steps)
+    if not force and all(p.is_file() for p in paths.values()):
+        return paths["pt2"]
+    import io
+
+    model, info = _train(dataset, seed, steps, progress)
+    shape = tuple(info["input_shape"])
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    atomic_write_bytes(paths["state_dict"], buf.getvalue())
+    atomic_write_bytes(paths["pt2"], export_teacher(model, shape))  # type: ignore[arg-type]
+    # The info file is written last: a cache entry without it is incomplete and retrained.
+    atomic_write_text(paths["info"], json.dumps(info, indent=2) + "\n")
+    return paths["pt2"]
+
+
+def demo_teacher_info(dataset: str = "shapes", *, seed: int = 0, steps: int | None = None) -> dict[str, Any]:
+    """The accuracy / timing record written beside a cached demo teacher (trains it if absent)."""
+    demo_teacher(dataset, seed=seed, steps=steps, progress=False)
+    return json.loads(demo_teacher_paths(dataset, seed=seed, steps=steps)["info"].read_text())
+
+
+def demo_teacher_module(dataset: str = "shapes", *, seed: int = 0, steps: int | None = None) -> DemoTeacher:
+    """The cached demo teacher as an eager nn.Module (for channel pruning), weights_only load."""
+    info = demo_teacher_info(dataset, seed=seed, steps=steps)
+    paths = demo_teacher_paths(dataset, seed=seed, steps=steps)
+    model = build_demo_teacher(dataset, info["input_shape"][0], info["num_classes"])
+    model.load_state_dict(torch.load(paths["state_dict"], map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def eager_twin(pt2_path: Path) -> DemoTeacher | None:
+    """The eager DemoTeacher behind a cached demo ``.pt2`` (same weights), or None for any other
+    file. An exported program's module cannot be put in eval mode or traced again, and
+    channel pruning (the ``pruned-teacher`` student family) needs a real nn.Module."""
+    stem = pt2_path.name.removesuffix(".pt2")
+    info_path, sd_path = pt2_path.with_name(f"{stem}.json"), pt2_path.with_name(f"{stem}.state_dict.pt")
+    if not (stem.startswith("demo-") and info_path.is_file() and sd_path.is_file()):
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+        model = build_demo_teacher(info["dataset"], info["input_shape"][0], info["num_classes"])
+        model.load_state_dict(torch.load(sd_path, map_location="cpu", weights_only=True))
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return None
+    return model.eval()

@@ -1,0 +1,60 @@
+"""`edgecompress calibrate`: measure probe models on a device and fit its latency predictor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("calibrate")
+@click.option("--device", required=True, help="Device profile name or .toml path.")
+@click.option("--probes", type=int, default=20, show_default=True, help="New probe models to measure.")
+@click.option("--runtime", "runtimes", multiple=True,
+              help="RUNTIME:PRECISION to calibrate, e.g. onnxruntime-cpu:fp32 or tflite-xnnpack:int8 "
+                   "(repeatable; default: the profile's runtime at each of its precisions).")
+@click.option("--input", "input_shape", default="3x32x32", show_default=True, help="Probe input shape CxHxW.")
+@click.option("--runs", type=int, default=200, show_default=True, help="Counted runs per measurement.")
+@click.option("--warmup", type=int, default=20, show_default=True, help="Warmup runs per measurement.")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Interleaved rounds; the fastest median is kept.")
+@click.option("--serial", default=None, help="adb serial (adb devices).")
+@click.option("--host", default=None, help="ssh host or ~/.ssh/config alias (ssh devices).")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Calibration file (default: <profile>.calibration.json beside the profile).")
+@click.option("--profiles-dir", type=click.Path(file_okay=False), default=None, help="Extra folder of device profiles.")
+@click.option("--json", "as_json", is_flag=True, help="Print the accuracy as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: str, runs: int, warmup: int, repeats: int,
+              serial: str | None, host: str | None, output: str | None, profiles_dir: str | None, as_json: bool,
+              no_progress: bool) -> None:
+    """Export and measure probe models on DEVICE, refit its latency predictor, save it beside the profile.
+
+    Re-running adds new probes to the existing measurements. Prints held-out (leave-one-out)
+    accuracy: share of probes predicted within ±10%, RMSPE and worst error.
+    """
+    from edgecompress.cli.select_cmd import parse_input_shape
+    from edgecompress.cost.calibrate import calibrate as run
+    from edgecompress.cost.calibration import parse_runtime_key
+    from edgecompress.errors import CalibrationError
+    from edgecompress.profiles import load_profile
+
+    profile = load_profile(device, profiles_dir)
+    keys = [parse_runtime_key(r) for r in runtimes] or [(profile.runtime.kind, p) for p in profile.runtime.precisions
+                                                         if p in ("fp32", "int8")]
+    for name, v, lo in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--repeats", repeats, 1)):
+        if v < lo:
+            raise CalibrationError(f"{name} {v} is not allowed (must be >= {lo})")
+    kw = {k: v for k, v in (("serial", serial), ("host", host)) if v}
+    cal, info = run(profile, keys, probes=probes, input_shape=parse_input_shape(input_shape), runs=runs, warmup=warmup,
+                    repeats=repeats, progress=False if no_progress else None, path=Path(output) if output else None, **kw)
+    acc = info["accuracy"]
+    if as_json:
+        click.echo(json.dumps({"device": profile.name, "path": info["path"], "new_probes": info["new_probes"],
+                               "measurements": len(cal.measurements),
+                               "held_out": {k: vars(a) for k, a in acc.items()}}, indent=2))
+        return
+    click.echo(f"calibrated {profile.name}: {info['new_probes']} new probes, {len(cal.measurements)} measurements, saved {info['path']}")
+    for k, a in acc.items():
+        click.echo(f"  {k}: leave-one-out over {a.n} probes: {a.within_10pct:.0%} within ±10%, "
+                   f"RMSPE {a.rmspe:.1f}%, worst {a.worst_abs_pct:.1f}%")

@@ -1,0 +1,121 @@
+"""``estimate_cost(model, input_shape)``: MACs, params, peak activation memory, file size per precision.
+
+Also the per-kernel-type feature vector the latency predictor is fitted on, and a printable
+per-layer table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from edgecompress.artifacts import CostEstimate, StudentSpec
+from edgecompress.cost.layers import KERNEL_TYPES, LayerCost
+from edgecompress.cost.memory import peak_activation_elems
+
+if TYPE_CHECKING:
+    from torch import nn
+
+BYTES_PER_ELEM = {"fp32": 4, "fp16": 2, "int8": 1}
+# Flatbuffer / protobuf framing per operator and per file. Order-of-magnitude numbers read off
+# small exported models (an ONNX node with names and attributes, a TFLite operator + tensor
+# table entry); they matter only for tiny models.
+FILE_OVERHEAD_BYTES = 2048
+PER_KERNEL_OVERHEAD_BYTES = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCost:
+    """Everything the cost model knows about one model (the CostEstimate plus its layers)."""
+
+    layers: tuple[LayerCost, ...]
+    macs: int
+    params: int
+    peak_activation_elems: int
+    size_bytes: dict[str, int]
+    features: dict[str, float]
+
+    def peak_activation_bytes(self, precision: str = "fp32") -> int:
+        return self.peak_activation_elems * BYTES_PER_ELEM[precision]
+
+    def to_estimate(self, precision: str = "fp32", predicted_latency_ms: float | None = None,
+                    runtime: str | None = None) -> CostEstimate:
+        return CostEstimate(self.macs, self.params, self.peak_activation_bytes(precision), dict(self.size_bytes),
+                            predicted_latency_ms, runtime, precision if predicted_latency_ms is not None else None)
+
+
+def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str, float]:
+    """Per kernel type: MACs, elements moved (inputs + output + weights) and kernel count."""
+    f: dict[str, float] = {}
+    for t in KERNEL_TYPES:
+        f[f"{t}_macs"] = f[f"{t}_mem"] = f[f"{t}_n"] = 0.0
+    for c in layers:
+        if c.kernel is None:
+            continue
+        f[f"{c.kernel}_macs"] += c.macs
+        f[f"{c.kernel}_mem"] += c.in_elems + c.out_elems + c.weight_elems
+        f[f"{c.kernel}_n"] += 1
+    return f
+
+
+def file_sizes(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str, int]:
+    """Exported file size per precision. BN folds into a per-channel bias; int8 keeps int32 biases
+    and a float scale per output channel (per-channel quantization)."""
+    weights = sum(c.weight_elems for c in layers)
+    biases = sum(c.out_channels for c in layers if c.weight_elems)
+    # Parameters of layers that stay unfused (a BN without a conv before it) remain float.
+    other = sum(c.params for c in layers if c.kernel == "elem")
+    n_kernels = sum(1 for c in layers if c.kernel is not None)
+    frame = FILE_OVERHEAD_BYTES + PER_KERNEL_OVERHEAD_BYTES * n_kernels
+    return {
+        "fp32": frame + 4 * (weights + biases + other),
+        "fp16": frame + 2 * (weights + biases + other),
+        "int8": frame + weights + 4 * biases + 4 * biases + 4 * other,
+    }
+
+
+def costs_from_layers(layers: list[LayerCost], params: int | None = None) -> ModelCost:
+    """Aggregate a layer list (from the traced graph or the arch fast path) into a ModelCost."""
+    peak, _ = peak_activation_elems(layers)
+    return ModelCost(
+        layers=tuple(layers),
+        macs=sum(c.macs for c in layers if c.kernel in ("conv", "pw", "dw", "fc")),
+        params=sum(c.params for c in layers) if params is None else params,
+        peak_activation_elems=peak,
+        size_bytes=file_sizes(layers),
+        features=kernel_features(layers),
+    )
+
+
+def model_cost(model: nn.Module, input_shape: tuple[int, int, int]) -> ModelCost:
+    """Cost a model (real or on the ``meta`` device) for a batch-1 input of ``input_shape``."""
+    from edgecompress.cost.graph import layer_costs
+
+    return costs_from_layers(layer_costs(model, input_shape), sum(p.numel() for p in model.parameters()))
+
+
+def estimate_cost(model: nn.Module, input_shape: tuple[int, int, int], precision: str = "fp32") -> CostEstimate:
+    """The contract entry point: a CostEstimate for ``model`` (activations sized for ``precision``)."""
+    return model_cost(model, input_shape).to_estimate(precision)
+
+
+def spec_cost(spec: StudentSpec, teacher: nn.Module | None = None) -> ModelCost:
+    """Cost of a spec's model: from the arch string when it is a BlockNet family (fast, no torch),
+    else by building the model and tracing it."""
+    from edgecompress.students import create_student, get_family
+
+    if not get_family(spec.family).needs_teacher:
+        from edgecompress.cost.arch_cost import arch_layer_costs
+
+        return costs_from_layers(arch_layer_costs(spec.arch, spec.width_mult, spec.input_shape, spec.num_classes))
+    return model_cost(create_student(spec, teacher, skeleton=True), spec.input_shape)
+
+
+def format_layer_table(cost: ModelCost) -> str:
+    """A human per-layer table (name, op, kernel, output shape, MACs, params)."""
+    rows = [("layer", "op", "kernel", "output", "MACs", "params")]
+    for c in cost.layers:
+        kernel = c.kernel or (f"-> {c.alias_of}" if c.alias_of else "-")
+        rows.append((c.name, c.op, kernel, "x".join(map(str, c.out_shape)), f"{c.macs:,}", f"{c.params:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)

@@ -1,0 +1,196 @@
+"""Budget-driven student choice: ``select_student(profile, input_shape, num_classes) -> StudentSpec``.
+
+Every family's search space (depth x width, or keep ratio for ``pruned-teacher``) is costed
+from its graph: MACs, parameters, peak activation memory by liveness, file size per precision,
+and latency from the device's predictor (calibrated when ``edgecompress calibrate`` has run,
+else the profile's priors) at the fastest precision the device runs. A candidate *fits* when
+
+- predicted latency <= the latency budget,
+- peak RAM <= the RAM budget, where peak RAM = 2 x the model file (the mapped file plus the
+  runtime's packed copy of the weights, as XNNPACK and ORT both repack) + peak activation bytes
+  at that precision + a fixed runtime overhead (``RUNTIME_OVERHEAD_MB``, assumed),
+- the model file at that precision <= the size budget.
+
+Criterion: within a family, the fitting candidate with the most MACs (within one family,
+accuracy rises with width and depth at fixed input size — the MobileNet / ResNet scaling
+tables — so MACs is a monotone accuracy proxy and spending the whole budget is the point).
+Across families the first family in ``families`` order with a fitting candidate wins: MACs are
+not comparable across families (a ResNet MAC buys less accuracy than an inverted-residual MAC
+on ImageNet), so the order is an explicit preference. The default prefers the pruned teacher
+when a teacher is given (it inherits the teacher's weights: Tang et al.'s setting), then the
+inverted-residual family, then the residual family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from edgecompress.artifacts import StudentSpec
+from edgecompress.cost.calibration import LatencyPredictor
+from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, spec_cost
+from edgecompress.errors import SelectError
+from edgecompress.profiles import Budgets, DeviceProfile
+from edgecompress.students import get_family, list_students
+
+if TYPE_CHECKING:
+    from torch import nn
+
+MB = 1024 * 1024
+RUNTIME_OVERHEAD_MB = {"tflite-xnnpack": 2.0, "onnxruntime-cpu": 8.0}  # assumed interpreter / session arenas
+DEFAULT_FAMILIES = ("mobilenet", "resnet")
+CRITERION = "max MACs within a family; families in preference order"
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    spec: StudentSpec
+    cost: ModelCost
+    precision: str
+    latency_ms: float
+    ram_mb: float
+    size_mb: float
+    fits: bool
+    over: tuple[str, ...]  # which budgets it breaks
+
+    @property
+    def label(self) -> str:
+        return self.spec.extra.get("label", self.spec.arch)
+
+    def row(self) -> dict[str, Any]:
+        return {"family": self.spec.family, "label": self.label, "arch": self.spec.arch, "width_mult": self.spec.width_mult,
+                "macs": self.cost.macs, "params": self.cost.params, "precision": self.precision,
+                "latency_ms": round(self.latency_ms, 4), "peak_ram_mb": round(self.ram_mb, 3),
+                "size_mb": round(self.size_mb, 4), "fits": self.fits, "over": list(self.over)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    choice: Candidate
+    candidates: tuple[Candidate, ...]
+    budget: Budgets
+    latency_source: str
+
+
+def peak_ram_mb(cost: ModelCost, precision: str, runtime: str) -> float:
+    """Peak RAM estimate in MB (see the module docstring for the model)."""
+    act = cost.peak_activation_elems * BYTES_PER_ELEM[precision]
+    return (2 * cost.size_bytes[precision] + act) / MB + RUNTIME_OVERHEAD_MB.get(runtime, 8.0)
+
+
+def _check_task(input_shape: tuple[int, ...], num_classes: int) -> tuple[int, int, int]:
+    if len(input_shape) != 3 or any((not isinstance(v, int)) or v < 1 for v in input_shape):
+        raise SelectError(f"input shape {input_shape!r} is not allowed (need C x H x W, positive integers, e.g. 3x32x32)")
+    if min(input_shape[1:]) < 8:
+        raise SelectError(f"input shape {'x'.join(map(str, input_shape))}: height and width must be >= 8")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise SelectError(f"classes = {num_classes!r} is not allowed (need an integer >= 2)")
+    return (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
+
+
+def _label(family: str, arch: str, width: float) -> str:
+    if family == "pruned-teacher":
+        return arch
+    from edgecompress.students.arch import parse_arch
+
+    depth = max(b.repeats for b in parse_arch(arch))
+    return f"d{depth} w{width:g}"
+
+
+def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, int], num_classes: int, budget: Budgets,
+                         families: tuple[str, ...], teacher: nn.Module | None = None,
+                         predictor: LatencyPredictor | None = None) -> list[Candidate]:
+    """Cost every candidate of every family (deduplicated: widths that round to the same net)."""
+    predictor = predictor or LatencyPredictor.for_profile(profile)
+    runtime = profile.runtime.kind
+    out: list[Candidate] = []
+    for fam_name in families:
+        fam = get_family(fam_name)
+        if fam.search_space is None:
+            raise SelectError(f"family {fam_name!r} has no search space (choose from: {', '.join(_searchable())})")
+        if fam.needs_teacher and teacher is None:
+            raise SelectError(f"family {fam_name!r} needs a teacher (pass --teacher)")
+        seen: set[tuple[int, int, int]] = set()
+        for arch, width, extra in fam.search_space(input_shape, teacher):
+            extra = {**extra, "label": _label(fam_name, arch, width)}
+            spec = StudentSpec(fam_name, arch, input_shape, num_classes, width, extra=extra)
+            cost = spec_cost(spec, teacher)
+            key = (cost.macs, cost.params, cost.peak_activation_elems)
+            if key in seen:
+                continue
+            seen.add(key)
+            precision, ms = predictor.best(cost.features)
+            ram = peak_ram_mb(cost, precision, runtime)
+            size = cost.size_bytes[precision] / MB
+            over = tuple(n for n, bad in (("latency", ms > budget.latency_budget_ms), ("ram", ram > budget.peak_ram_budget_mb),
+                                          ("size", size > budget.model_size_budget_mb)) if bad)
+            out.append(Candidate(spec, cost, precision, ms, ram, size, not over, over))
+    return out
+
+
+def _searchable() -> list[str]:
+    return [n for n in list_students(include_test=True) if get_family(n).search_space is not None]
+
+
+def choose(candidates: list[Candidate], families: tuple[str, ...], budget: Budgets) -> Candidate:
+    """Apply the criterion; raise SelectError naming the cheapest candidate when nothing fits."""
+    for fam in families:
+        fitting = [c for c in candidates if c.spec.family == fam and c.fits]
+        if fitting:
+            return max(fitting, key=lambda c: (c.cost.macs, -c.latency_ms))
+    if not candidates:
+        raise SelectError("no candidates to choose from")
+    s = min(candidates, key=lambda c: (c.latency_ms / budget.latency_budget_ms, c.ram_mb, c.size_mb))
+    raise SelectError(
+        f"no candidate fits the budget: the smallest, {s.spec.family} {s.label} ({s.precision}), needs "
+        f"{s.latency_ms:.3g} ms (budget {budget.latency_budget_ms:g} ms), {s.ram_mb:.3g} MB peak RAM (budget "
+        f"{budget.peak_ram_budget_mb:g} MB), {s.size_mb:.3g} MB file (budget {budget.model_size_budget_mb:g} MB)"
+    )
+
+
+def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_classes: int, *,
+                  latency_ms: float | None = None, memory_mb: float | None = None, size_mb: float | None = None,
+                  families: tuple[str, ...] | list[str] | None = None, teacher: nn.Module | None = None,
+                  predictor: LatencyPredictor | None = None) -> Selection:
+    """Cost all candidates and choose; the full table is kept for the CLI and the report."""
+    shape = _check_task(tuple(input_shape), num_classes)
+    b = profile.budgets
+    budget = Budgets(latency_ms if latency_ms is not None else b.latency_budget_ms,
+                     memory_mb if memory_mb is not None else b.peak_ram_budget_mb,
+                     size_mb if size_mb is not None else b.model_size_budget_mb)
+    for name, v in (("latency_ms", budget.latency_budget_ms), ("memory_mb", budget.peak_ram_budget_mb),
+                    ("size_mb", budget.model_size_budget_mb)):
+        if not v > 0:
+            raise SelectError(f"{name} = {v!r} is not allowed (must be > 0)")
+    fams = tuple(families) if families else (("pruned-teacher",) if teacher is not None else ()) + DEFAULT_FAMILIES
+    known = list_students()
+    for f in fams:
+        if f not in known:
+            raise SelectError(f"family {f!r} is unknown (known: {', '.join(known)})")
+    predictor = predictor or LatencyPredictor.for_profile(profile)
+    cands = enumerate_candidates(profile, shape, num_classes, budget, fams, teacher, predictor)
+    choice = choose(cands, fams, budget)
+    _, source = predictor.coefficients(profile.runtime.kind, choice.precision)
+    return Selection(choice, tuple(cands), budget, source)
+
+
+def select_student(profile: DeviceProfile, input_shape: tuple[int, ...], num_classes: int, *,
+                   latency_ms: float | None = None, memory_mb: float | None = None, size_mb: float | None = None,
+                   families: tuple[str, ...] | list[str] | None = None, teacher: nn.Module | None = None) -> StudentSpec:
+    """The chosen StudentSpec with ``cost`` filled and the choice's reasons in ``extra['select']``."""
+    sel = run_selection(profile, input_shape, num_classes, latency_ms=latency_ms, memory_mb=memory_mb, size_mb=size_mb,
+                        families=families, teacher=teacher)
+    return finalize(sel, profile)
+
+
+def finalize(sel: Selection, profile: DeviceProfile) -> StudentSpec:
+    c = sel.choice
+    extra = dict(c.spec.extra)
+    extra["select"] = {
+        "device": profile.name, "criterion": CRITERION, "precision": c.precision,
+        "budget": dataclasses.asdict(sel.budget), "predicted_latency_ms": round(c.latency_ms, 4),
+        "peak_ram_mb": round(c.ram_mb, 3), "size_mb": round(c.size_mb, 4), "latency_source": sel.latency_source,
+        "candidates": len(sel.candidates), "fitting": sum(x.fits for x in sel.candidates),
+    }
+    cost = c.cost.to_estimate(c.precision, round(c.latency_ms, 4), profile.runtime.kind)
+    return dataclasses.replace(c.spec, cost=cost, extra=extra)

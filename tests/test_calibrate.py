@@ -1,0 +1,121 @@
+"""Latency predictor fit (synthetic and real measurements) and `edgecompress calibrate`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecompress.cli.main import cli
+from edgecompress.cost.calibrate import probe_specs, random_students
+from edgecompress.cost.calibration import Calibration, LatencyPredictor, Measurement, parse_runtime_key
+from edgecompress.cost.estimate import spec_cost
+from edgecompress.cost.predictor import Accuracy, fit, predict, prior_coefficients
+from edgecompress.errors import CalibrationError
+from edgecompress.profiles import builtin_profiles_dir, load_profile_file
+
+
+@pytest.fixture()
+def host(tmp_path: Path):
+    dst = tmp_path / "host.toml"
+    shutil.copy(builtin_profiles_dir() / "host.toml", dst)
+    return load_profile_file(dst)
+
+
+def _synthetic(profile, n_probe: int, n_held: int, noise: float, seed: int = 0):
+    """A fake device whose true coefficients are the priors times factors in [0.3, 3]."""
+    rng = np.random.default_rng(seed)
+    prior = prior_coefficients(profile.priors, "fp32")
+    true = {k: v * rng.uniform(0.3, 3.0) for k, v in prior.items()}
+    probes = [spec_cost(s).features for s in probe_specs(n_probe, (3, 32, 32))]
+    held = [spec_cost(s).features for s in random_students(n_held, (3, 32, 32), seed=5)]
+    y = lambda fs: [predict(true, f) * rng.normal(1.0, noise) for f in fs]  # noqa: E731
+    return prior, probes, y(probes), held, y(held)
+
+
+def test_fit_recovers_a_synthetic_device(host) -> None:
+    prior, probes, yp, held, yh = _synthetic(host, 20, 40, noise=0.02)
+    f = fit(probes, yp, prior)
+    acc = Accuracy.of([predict(f.coef, x) for x in held], yh)
+    assert acc.within_10pct >= 0.95 and acc.rmspe < 6
+    assert f.loo.n == 20 and f.loo.within_10pct >= 0.9
+    # The priors alone are far off for this device: the fit is what made it accurate.
+    assert Accuracy.of([predict(prior, x) for x in held], yh).within_10pct < 0.5
+    assert all(v >= 0 for v in f.coef.values())
+
+
+def test_fit_without_measurements_is_the_prior(host) -> None:
+    prior = prior_coefficients(host.priors, "int8")
+    assert fit([], [], prior).coef == prior
+
+
+def test_calibration_file_round_trip_and_predictor(host, tmp_path: Path) -> None:
+    prior, probes, yp, _, _ = _synthetic(host, 8, 0, noise=0.01)
+    specs = probe_specs(8, (3, 32, 32))
+    cal = Calibration("host", measurements=[Measurement("onnxruntime-cpu", "fp32", s, y, y * 1.1, 0.01, 100)
+                                            for s, y in zip(specs, yp, strict=True)])
+    acc = cal.refit(host)
+    assert acc["onnxruntime-cpu:fp32"].n == 8
+    path = tmp_path / "host.calibration.json"
+    cal.save(path)
+    again = Calibration.load(path, "host")
+    assert len(again.measurements) == 8 and again.fits.keys() == cal.fits.keys()
+    pred = LatencyPredictor(host, again)
+    coef, source = pred.coefficients("onnxruntime-cpu", "fp32")
+    assert source == "calibrated (n=8)"
+    # Uncalibrated precisions of the same runtime are not trusted to undercut the calibrated one.
+    assert pred.deploy_precisions() == ["fp32"]
+    assert pred.coefficients("onnxruntime-cpu", "int8")[1] == "priors"
+
+
+def test_bad_calibration_inputs(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="allowed"):
+        parse_runtime_key("onnxruntime:fp32")
+    bad = tmp_path / "x.calibration.json"
+    bad.write_text(json.dumps({"kind": "something"}))
+    with pytest.raises(CalibrationError, match="not a latency calibration"):
+        Calibration.load(bad, "host")
+    bad.write_text("{")
+    with pytest.raises(CalibrationError, match="cannot read"):
+        Calibration.load(bad, "host")
+
+
+@pytest.mark.slow
+def test_calibrate_cli_measures_real_models_and_adds(host, tmp_path: Path) -> None:
+    """Two tiny probes exported with the real exporter and timed in ONNX Runtime, then one more."""
+    out = tmp_path / "cal.json"
+    args = ["calibrate", "--device", host.source, "--probes", "2", "--runtime", "onnxruntime-cpu:fp32", "--input", "3x8x8",
+            "--runs", "20", "--warmup", "2", "--repeats", "1", "--output", str(out), "--no-progress"]
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["measurements"] == 2 and data["held_out"]["onnxruntime-cpu:fp32"]["n"] == 2
+    saved = json.loads(out.read_text())
+    assert all(m["latency_ms"] > 0 for m in saved["measurements"])
+    res = CliRunner().invoke(cli, [*args[:4], "1", *args[5:]])
+    assert res.exit_code == 0, res.output
+    assert "1 new probes, 3 measurements" in res.output and "within ±10%" in res.output
+    # The saved fit now drives selection on this profile.
+    pred = LatencyPredictor(host, Calibration.load(out, "host"))
+    assert pred.coefficients("onnxruntime-cpu", "fp32")[1] == "calibrated (n=3)"
+
+
+def test_calibrate_cli_rejects_bad_runtime(host) -> None:
+    res = CliRunner().invoke(cli, ["calibrate", "--device", host.source, "--runtime", "tensorrt:fp32"])
+    assert res.exit_code == 2 and "not allowed" in res.output
+
+
+def test_host_calibration_from_another_cpu_is_not_used(host) -> None:
+    _, _, yp, _, _ = _synthetic(host, 4, 0, noise=0.0)
+    specs = probe_specs(4, (3, 32, 32))
+    ms = [Measurement("onnxruntime-cpu", "fp32", s, y, y, 0.0, 10) for s, y in zip(specs, yp, strict=True)]
+    for hardware, expected in (("Some Other CPU", "priors"), (host.hardware.soc, "calibrated (n=4)")):
+        cal = Calibration("host", hardware, list(ms))
+        cal.refit(host)
+        cal.save(host.calibration_path)
+        pred = LatencyPredictor.for_profile(host)
+        assert pred.coefficients("onnxruntime-cpu", "fp32")[1] == expected

@@ -78,7 +78,7 @@ def _decode(tp: Any, value: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_decode(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            return tuple(_decode(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
         item = args[0] if args else Any
         out = [_decode(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
@@ -336,7 +336,7 @@ class LatencyStats(Artifact):
     p99_ms: float
 
     @classmethod
-    def from_samples(cls, samples_ms: list[float]) -> "LatencyStats":
+    def from_samples(cls, samples_ms: list[float]) -> LatencyStats:
         if not samples_ms:
             raise ValueError("no latency samples")
         s = sorted(samples_ms)

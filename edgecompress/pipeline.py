@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from edgecompress.runconfig import RunConfig
 from edgecompress.stages import StageCache, file_fingerprint
 
 
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
+
+
 def _log(msg: str, quiet: bool) -> None:
     if not quiet:
         import click
@@ -33,26 +38,38 @@ def _log(msg: str, quiet: bool) -> None:
 
 
 def export_plan(profile: DeviceProfile) -> tuple[list[str], list[str]]:
-    """Formats and precisions the profile's runtime runs, plus ONNX fp32 (the interchange file)."""
-    if profile.runtime.kind == "tflite-xnnpack":
-        return ["onnx", "tflite"], list(profile.runtime.precisions)
-    return ["onnx"], list(profile.runtime.precisions)
+    """The format the profile's runtime executes, at each precision the profile lists."""
+    fmt = "tflite" if profile.runtime.kind == "tflite-xnnpack" else "onnx"
+    return [fmt], list(profile.runtime.precisions)
 
 
-def _prepare(cfg: RunConfig) -> tuple[DeviceProfile, Any, Any, Path]:
-    """Everything that can fail on bad input, checked before any training starts."""
+def _prepare(cfg: RunConfig) -> tuple[DeviceProfile, Any, Any, Path, Any]:
+    """Load and cross-check everything that can fail on bad input, before any training."""
+    from edgecompress.artifacts import StudentSpec
     from edgecompress.data import load_task
-    from edgecompress.distill import demo_teacher, load_teacher
+    from edgecompress.distill import DistillConfig, demo_teacher, demo_teacher_info, load_teacher
+    from edgecompress.distill.preflight import check_inputs
 
     profile = load_profile(cfg.device, cfg.profiles_dir)
     assert cfg.data is not None and cfg.labeled_fraction is not None
-    task = load_task(cfg.data, unlabeled=cfg.unlabeled, labeled_fraction=cfg.labeled_fraction, seed=cfg.seed)
-    teacher_path = Path(cfg.teacher) if cfg.teacher else demo_teacher(cfg.data)
-    teacher = load_teacher(teacher_path, entry_point=cfg.entry_point, trust_checkpoint=cfg.trust_checkpoint)
-    from edgecompress.distill import check_teacher_matches_task
-
-    check_teacher_matches_task(teacher, task)
-    return profile, task, teacher, teacher_path
+    overrides = {"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch}
+    dcfg = DistillConfig(method=cfg.method, seed=cfg.seed, **{k: v for k, v in overrides.items() if v is not None})
+    norm: dict[str, Any] = {}
+    if cfg.teacher is not None:  # a user's teacher file is checked before the (slower) data load
+        teacher_path = Path(cfg.teacher)
+        teacher = load_teacher(teacher_path, entry_point=cfg.entry_point, trust_checkpoint=cfg.trust_checkpoint)
+    else:
+        teacher_path = demo_teacher(cfg.data)
+        teacher = load_teacher(teacher_path)
+        info = demo_teacher_info(cfg.data)
+        # The student must see inputs normalized exactly as the teacher was trained.
+        norm = {"mean": tuple(info["mean"]), "std": tuple(info["std"])}
+    task = load_task(cfg.data, unlabeled=cfg.unlabeled, labeled_fraction=cfg.labeled_fraction, seed=cfg.seed, **norm)
+    # Teacher vs data (input size, classes) and method vs data, with a spec that only carries
+    # the task's shape: the chosen student is checked again after selection.
+    probe_spec = StudentSpec(family="-", arch="-", input_shape=task.input_shape, num_classes=task.num_classes)
+    check_inputs(teacher, probe_spec, task, dcfg)
+    return profile, task, teacher, teacher_path, dcfg
 
 
 def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool = False, **options: Any) -> BuildReport:
@@ -64,9 +81,12 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "run_config.json", json.dumps(cfg.to_dict(), indent=2))
 
-    profile, task, teacher, teacher_path = _prepare(cfg)
+    profile, task, teacher, teacher_path, dcfg = _prepare(cfg)
     cache = StageCache(run_dir, force=force)
+    from edgecompress import __version__
+
     base_key = {
+        "edgecompress": __version__,
         "profile": profile.to_dict(),
         "data": [cfg.data, file_fingerprint(cfg.data), cfg.unlabeled, file_fingerprint(cfg.unlabeled)],
         "labeled_fraction": cfg.labeled_fraction,
@@ -75,39 +95,43 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     }
 
     # 1. select -------------------------------------------------------------------------
-    from edgecompress.select import select_student
+    from edgecompress.select import finalize, run_selection
 
     spec_path = run_dir / "spec.json"
     cand_path = run_dir / "candidates.json"
 
-    def do_select() -> StudentSpec:
+    def do_select(_resume: bool) -> StudentSpec:
         _log(f"[select] {profile.name}: budgets {profile.budgets.latency_budget_ms:g} ms, "
              f"{profile.budgets.peak_ram_budget_mb:g} MB RAM, {profile.budgets.model_size_budget_mb:g} MB model", quiet)
-        spec = select_student(
+        sel = run_selection(
             profile, task.input_shape, task.num_classes,
-            latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=teacher.module_or_none(),
+            latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=teacher.module,
         )
+        spec = finalize(sel, profile)
+        rows = [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]
+        atomic_write_text(cand_path, json.dumps(rows, indent=2))
         spec.save(spec_path)
-        cands = spec.extra.get("candidates", [])
-        atomic_write_text(cand_path, json.dumps(cands, indent=2))
         return spec
 
     sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb}
-    spec = cache.run("select", sel_key, [spec_path], do_select, lambda: StudentSpec.load(spec_path))
+    spec = cache.run("select", sel_key, [spec_path, cand_path], do_select, lambda: StudentSpec.load(spec_path))
     _log(f"[select] chose {spec.family} {spec.arch}", quiet)
 
     # 2. distill ------------------------------------------------------------------------
-    from edgecompress.distill import DistillConfig, distill
+    from edgecompress.distill import distill
+    from edgecompress.distill.preflight import check_inputs
 
     dist_dir = run_dir / "distill"
     ckpt_path = dist_dir / "checkpoint.json"
-    dcfg = DistillConfig.for_method(cfg.method, epochs=cfg.epochs, seed=cfg.seed)
+    check_inputs(teacher, spec, task, dcfg)  # the chosen student against the data, before training
 
-    def do_distill() -> Checkpoint:
-        _log(f"[distill] method {cfg.method}, {dcfg.epochs} epochs", quiet)
-        return distill(teacher, spec, task, dcfg, dist_dir, resume=True, progress=not quiet)
+    def do_distill(resume: bool) -> Checkpoint:
+        _log(f"[distill] method {cfg.method}, {dcfg.epochs} epochs" + (" (resuming)" if resume else ""), quiet)
+        if not resume and dist_dir.exists():
+            shutil.rmtree(dist_dir)  # inputs changed: the old training state belongs to another run
+        return distill(teacher, spec, task, dcfg, dist_dir, resume=resume, progress=not quiet)
 
-    dist_key = {**sel_key, "spec": spec.to_dict(), "distill": dataclasses.asdict(dcfg)}
+    dist_key = {**sel_key, "spec": spec.to_dict(), "distill": _jsonable(dcfg)}
     ckpt = cache.run("distill", dist_key, [ckpt_path], do_distill, lambda: Checkpoint.load(ckpt_path))
 
     # 3. export + parity gate --------------------------------------------------------------
@@ -118,16 +142,16 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     ecfg = ExportConfig(formats=tuple(formats), precisions=tuple(precisions))
     manifest = exp_dir / "artifacts.json"
 
-    def do_export() -> list[ExportArtifact]:
+    def do_export(_resume: bool) -> list[ExportArtifact]:
         _log(f"[export] {','.join(formats)} x {','.join(precisions)} with parity gate", quiet)
-        arts = export(ckpt_path, ecfg, exp_dir)
+        arts = export(ckpt_path, ecfg, exp_dir, teacher=teacher.module, progress=not quiet)
         atomic_write_text(manifest, json.dumps([a.to_dict() for a in arts], indent=2))
         return arts
 
     def load_export() -> list[ExportArtifact]:
         return [ExportArtifact.from_dict(d) for d in json.loads(manifest.read_text())]
 
-    exp_key = {**dist_key, "ckpt": ckpt.sha256, "export": dataclasses.asdict(ecfg)}
+    exp_key = {**dist_key, "ckpt": ckpt.sha256, "export": _jsonable(ecfg)}
     artifacts = cache.run("export", exp_key, [manifest], do_export, load_export)
 
     # 4. benchmark ----------------------------------------------------------------------
@@ -136,7 +160,7 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     bench_dir = run_dir / "bench"
     bench_manifest = bench_dir / "results.json"
 
-    def do_bench() -> list[BenchmarkResult]:
+    def do_bench(_resume: bool) -> list[BenchmarkResult]:
         results = []
         for art in artifacts:
             _log(f"[bench] local {Path(art.path).name}", quiet)
@@ -157,11 +181,12 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     benchmarks = cache.run("bench", bench_key, [bench_manifest], do_bench, load_bench)
 
     # 5. report -------------------------------------------------------------------------
-    from edgecompress.summary import make_summary
     from edgecompress.report import render_report
+    from edgecompress.summary import make_summary
 
     wall = time.perf_counter() - t_start
-    summary = make_summary(cfg, profile, spec, ckpt, ckpt_path, artifacts, benchmarks, cache, wall, str(teacher_path))
+    candidates = json.loads(cand_path.read_text())
+    summary = make_summary(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, cache, wall, str(teacher_path))
     html = render_report(summary, run_dir)
     report = BuildReport(
         device=profile.name,

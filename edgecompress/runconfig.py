@@ -25,6 +25,11 @@ else:  # pragma: no cover
 DEMO_DATA = "shapes"
 DEMO_UNLABELED = "shapes-pool"
 DEMO_LABELED_FRACTION = 0.1
+# A short, fixed training budget so the demo finishes in minutes on a 2-core CPU; a user's
+# run defaults to the trainer's own epochs (one pass over the larger data stream each).
+DEMO_EPOCHS = 6
+BUILTIN_TEACHER_DATA = ("digits", "shapes")  # built-in datasets with a cached demo teacher
+DEMO_STEPS_PER_EPOCH = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +42,9 @@ class RunConfig:
     unlabeled: str | None = None
     labeled_fraction: float | None = None
     out: str | None = None
-    method: str = "anc+align"
+    method: str | None = None  # default: anc+align with unlabeled data, else anc
     epochs: int | None = None
+    steps_per_epoch: int | None = None
     seed: int = 0
     latency_ms: float | None = None
     memory_mb: float | None = None
@@ -52,6 +58,11 @@ class RunConfig:
     def is_demo(self) -> bool:
         return self.teacher is None and self.data is None
 
+    @property
+    def uses_demo_teacher(self) -> bool:
+        """No teacher file: the cached demo teacher of a built-in dataset is used."""
+        return self.teacher is None
+
     def resolved(self) -> RunConfig:
         """Fill demo defaults and the output folder; check values (one line per problem)."""
         cfg = self
@@ -61,18 +72,28 @@ class RunConfig:
                 data=DEMO_DATA,
                 unlabeled=cfg.unlabeled or DEMO_UNLABELED,
                 labeled_fraction=cfg.labeled_fraction if cfg.labeled_fraction is not None else DEMO_LABELED_FRACTION,
+                epochs=cfg.epochs or DEMO_EPOCHS,
+                steps_per_epoch=cfg.steps_per_epoch or DEMO_STEPS_PER_EPOCH,
             )
         elif cfg.data is None:
             raise ConfigError("--data is required when --teacher is given (the built-in demo uses neither)")
-        elif cfg.teacher is None:
-            raise ConfigError("--teacher is required when --data is given (the built-in demo uses neither)")
+        elif cfg.teacher is None and cfg.data.partition(":")[0] not in BUILTIN_TEACHER_DATA:
+            raise ConfigError(
+                f"--teacher is required for --data {cfg.data} (demo teachers exist only for {', '.join(BUILTIN_TEACHER_DATA)})"
+            )
         if cfg.labeled_fraction is None:
             cfg = dataclasses.replace(cfg, labeled_fraction=1.0)
         assert cfg.labeled_fraction is not None
+        if cfg.method is None:
+            # Unlabeled data (a pool or the labels-dropped rest) enables Tang et al.'s alignment.
+            has_unlabeled = cfg.unlabeled is not None or cfg.labeled_fraction < 1
+            cfg = dataclasses.replace(cfg, method="anc+align" if has_unlabeled else "anc")
         if not 0 < cfg.labeled_fraction <= 1:
             raise ConfigError(f"labeled_fraction = {cfg.labeled_fraction} is not allowed (must be in (0, 1])")
-        if cfg.epochs is not None and cfg.epochs < 1:
-            raise ConfigError(f"epochs = {cfg.epochs} is not allowed (must be >= 1)")
+        for key in ("epochs", "steps_per_epoch"):
+            value = getattr(cfg, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} = {value} is not allowed (must be >= 1)")
         if cfg.runs < 1 or cfg.warmup < 0:
             raise ConfigError(f"runs = {cfg.runs}, warmup = {cfg.warmup} are not allowed (runs >= 1, warmup >= 0)")
         if cfg.serial and cfg.host:

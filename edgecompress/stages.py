@@ -60,25 +60,29 @@ class StageCache:
         name: str,
         key: Any,
         outputs: list[Path],
-        compute: Callable[[], R],
+        compute: Callable[[bool], R],
         load: Callable[[], R],
     ) -> R:
+        """Load the stage's saved result when its key is unchanged, else ``compute(resume)``.
+
+        ``resume`` is True when an earlier attempt with the same key was interrupted, so a
+        stage with its own checkpoints (distillation) can continue instead of starting over.
+        """
         digest = fingerprint(key)
         entry = self.state.get(name)
-        fresh = (
-            not self.invalidated
-            and entry is not None
-            and entry.get("key") == digest
-            and all(p.exists() for p in outputs)
-        )
+        same = entry is not None and entry.get("key") == digest
+        fresh = not self.invalidated and same and entry.get("finished", True) and all(p.exists() for p in outputs)
         if fresh:
             self.skipped.append(name)
             self.timings[name] = 0.0
             return load()
+        resume = same and not entry.get("finished", True)
         self.invalidated = True
+        self.state[name] = {"key": digest, "finished": False, "started_at": time.time()}
+        atomic_write_text(self.path, json.dumps(self.state, indent=2))
         t0 = time.perf_counter()
-        result = compute()
+        result = compute(resume)
         self.timings[name] = time.perf_counter() - t0
-        self.state[name] = {"key": digest, "seconds": round(self.timings[name], 3), "finished_at": time.time()}
+        self.state[name] = {"key": digest, "finished": True, "seconds": round(self.timings[name], 3), "finished_at": time.time()}
         atomic_write_text(self.path, json.dumps(self.state, indent=2))
         return result

@@ -29,19 +29,29 @@ def deployed_precision(profile: DeviceProfile) -> str:
 
 
 def _history(ckpt_path: Path) -> list[dict[str, Any]]:
-    """Per-epoch rows of the trainer's metrics.jsonl (rows without an epoch summary are steps)."""
+    """Per-epoch rows of the trainer's metrics.jsonl, loss terms flattened to ``loss_<term>``."""
     f = ckpt_path.parent / "metrics.jsonl"
     if not f.exists():
         return []
-    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-    epoch_rows = [r for r in rows if r.get("kind", "epoch") == "epoch"]
-    return epoch_rows or rows
+    rows = []
+    for line in f.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        terms = row.pop("loss", {})
+        if isinstance(terms, dict):
+            row.update({f"loss_{k}": v for k, v in terms.items()})
+        if "disc_loss" in row:
+            row["loss_discriminator"] = row.pop("disc_loss")
+        rows.append(row)
+    return rows
 
 
 def make_summary(
     cfg: RunConfig,
     profile: DeviceProfile,
     spec: StudentSpec,
+    candidates: list[dict[str, Any]],
     ckpt: Checkpoint,
     ckpt_path: Path,
     artifacts: list[ExportArtifact],
@@ -108,8 +118,9 @@ def make_summary(
         "profile": profile.to_dict(),
         "selection": {
             "chosen": spec.to_dict(),
-            "criterion": spec.extra.get("criterion", ""),
-            "candidates": spec.extra.get("candidates", []),
+            "criterion": spec.extra.get("select", {}).get("criterion", ""),
+            "latency_source": spec.extra.get("select", {}).get("latency_source", ""),
+            "candidates": candidates,
         },
         "training": {"teacher": teacher, "config": ckpt.distill_config, "final": final, "history": _history(ckpt_path)},
         "artifacts": [a.to_dict() for a in artifacts],

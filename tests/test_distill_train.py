@@ -97,3 +97,15 @@ def test_resume_of_a_finished_run_is_a_no_op(tmp_path: Path) -> None:
     }
     with pytest.raises(DistillError, match="written by a different config"):
         run_tiny(str(tmp_path), "kd", epochs=1, resume=True, steps_per_epoch=2)
+
+
+def test_anc_with_equal_widths_needs_no_adapter(tmp_path: Path, task) -> None:  # type: ignore[no-untyped-def]
+    """Student embedding as wide as the teacher's: no adapter, so the discriminator step must
+    detach the student embedding itself (regression: it backpropagated into a freed graph)."""
+    from edgecompress.artifacts import StudentSpec
+
+    teacher = tiny_teacher(task.num_classes)
+    spec = StudentSpec(family="pruned-teacher", arch="keep1", input_shape=tuple(task.input_shape), num_classes=task.num_classes)
+    cfg = DistillConfig(method="anc+align", epochs=1, batch_size=16, steps_per_epoch=3)
+    ck = distill(teacher, spec, task, cfg, tmp_path, progress=False)
+    assert 0.0 <= ck.metrics["val_acc"] <= 1.0

@@ -20,8 +20,8 @@ def _summary() -> dict:
             "chosen": {"family": "mobile", "arch": "ir_r1_k3_s1_e1_c16"},
             "criterion": "largest MACs that fits",
             "candidates": [
-                {"family": "mobile", "arch": "ir_r1_k3_s1_e1_c16", "macs": 2_000_000, "params": 10_000, "predicted_latency_ms": 0.4, "peak_ram_mb": 1.0, "size_mb": 0.1, "fits": True, "chosen": True},
-                {"family": "resnet", "arch": "bb_r2_c64", "macs": 90_000_000, "params": 500_000, "predicted_latency_ms": 3.0, "peak_ram_mb": 4.0, "size_mb": 2.0, "fits": False},
+                {"family": "mobile", "arch": "ir_r1_k3_s1_e1_c16", "macs": 2_000_000, "params": 10_000, "latency_ms": 0.4, "peak_ram_mb": 1.0, "size_mb": 0.1, "fits": True, "chosen": True},
+                {"family": "resnet", "arch": "bb_r2_c64", "macs": 90_000_000, "params": 500_000, "latency_ms": 3.0, "peak_ram_mb": 4.0, "size_mb": 2.0, "fits": False},
             ],
         },
         "training": {"teacher": "t.pt2", "config": {"method": "anc+align"}, "final": {"test_acc": 0.91, "val_agreement": 0.95}, "history": [{"epoch": 0, "loss_kd": 1.0, "val_acc": 0.5}, {"epoch": 1, "loss_kd": 0.5, "val_acc": 0.8}]},

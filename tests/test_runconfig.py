@@ -11,7 +11,7 @@ from edgecompress.stages import StageCache
 
 def test_demo_defaults() -> None:
     cfg = RunConfig().resolved()
-    assert RunConfig().is_demo and cfg.data == "shapes" and cfg.unlabeled == "shapes-pool"
+    assert RunConfig().is_demo and cfg.data == "shapes" and cfg.method == "anc+align" and cfg.unlabeled == "shapes-pool"
     assert cfg.labeled_fraction == 0.1 and cfg.out == str(Path("runs") / "pixel7-shapes")
 
 
@@ -38,7 +38,7 @@ def test_bad_run_config(tmp_path: Path, text: str, match: str) -> None:
     [
         (RunConfig(labeled_fraction=1.5), r"labeled_fraction = 1.5"),
         (RunConfig(teacher="t.pt2"), "--data is required"),
-        (RunConfig(data="shapes"), "--teacher is required"),
+        (RunConfig(data="/my/images"), "--teacher is required"),
         (RunConfig(serial="a", host="b"), "not both"),
     ],
 )
@@ -52,7 +52,7 @@ def test_stage_cache_resumes_and_invalidates(tmp_path: Path) -> None:
     out = tmp_path / "a.txt"
 
     def compute(name: str):  # type: ignore[no-untyped-def]
-        def f() -> str:
+        def f(resume: bool) -> str:
             calls.append(name)
             out.write_text(name)
             return name
@@ -74,3 +74,9 @@ def test_stage_cache_resumes_and_invalidates(tmp_path: Path) -> None:
     c4 = StageCache(tmp_path, force=True)
     c4.run("a", {"x": 2}, [out], compute("a"), lambda: "loaded-a")
     assert calls[-1] == "a"
+
+
+def test_method_default_follows_data() -> None:
+    assert RunConfig(data="digits").resolved().method == "anc"
+    assert RunConfig(data="digits", labeled_fraction=0.1).resolved().method == "anc+align"
+    assert RunConfig(data="digits", method="kd").resolved().method == "kd"

@@ -18,7 +18,13 @@ from edgecompress.errors import EdgeCompressError, InternalError
 COMMANDS: dict[str, str] = {
     "profiles": "edgecompress.cli.profiles_cmd:profiles",
     "env": "edgecompress.cli.env_cmd:env",
+    "bench": "edgecompress.cli.bench_cmd:bench",
+    "distill": "edgecompress.cli.distill_cmd:distill",
     "build": "edgecompress.cli.build_cmd:build",
+    "export": "edgecompress.cli.export_cmd:export",
+    "select": "edgecompress.cli.select_cmd:select",
+    "calibrate": "edgecompress.cli.calibrate_cmd:calibrate",
+    "data": "edgecompress.cli.data_cmd:data",
 }
 
 

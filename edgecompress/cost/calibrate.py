@@ -71,32 +71,13 @@ def random_students(n: int, input_shape: tuple[int, int, int], num_classes: int 
     return out
 
 
-def _static_batch_copy(src: Path, dst: Path) -> Path:
-    """``src`` with its dynamic batch dimension fixed to 1.
-
-    onnx2tf 1.29 mis-transposes one operand of a residual Add in some of our students (ResNets
-    with two identity blocks in a row, wide MobileNets) when the batch dimension is symbolic,
-    and converts the same graph with a static batch of 1 (checked on the failing files).
-    """
-    import onnx
-
-    m = onnx.load(str(src))
-    for t in [*m.graph.input, *m.graph.output, *m.graph.value_info]:
-        dims = t.type.tensor_type.shape.dim
-        if len(dims) and dims[0].dim_param:
-            dims[0].dim_value = 1
-    onnx.save(m, str(dst))
-    return dst
-
-
 def _tflite(onnx_fp32: Path, calib: np.ndarray, precision: str, out_dir: Path) -> Path:
-    """TFLite via the exporter's offline onnx2tf runner, from a static-batch copy of the ONNX."""
+    """TFLite via the exporter's offline onnx2tf runner (which converts a static-batch copy)."""
     from edgecompress.export.tflite_recipes import run_onnx2tf
 
     work = out_dir / "tflite-work"
     work.mkdir(parents=True, exist_ok=True)
-    static = _static_batch_copy(onnx_fp32, work / "model.onnx")
-    folder = run_onnx2tf(static, work / "o2t", calib, layout="nhwc", integer=precision == "int8", dynamic=False,
+    folder = run_onnx2tf(onnx_fp32, work / "o2t", calib, layout="nhwc", integer=precision == "int8", dynamic=False,
                          io_dtype="int8", timeout_s=900, log_path=out_dir / "onnx2tf.log")
     name = {"int8": "full_integer_quant", "fp32": "float32"}[precision]
     path = folder / f"model_{name}.tflite"
@@ -111,7 +92,7 @@ def export_spec(spec: StudentSpec, keys: Sequence[tuple[str, str]], out_dir: Pat
     """Export a randomly initialised ``spec`` for every (runtime, precision); returns the model files.
 
     ONNX goes through ``edgecompress.export.export_module`` (its fp32 / QDQ-int8 recipes);
-    TFLite through the exporter's onnx2tf runner on a static-batch copy (see ``_static_batch_copy``).
+    TFLite through the exporter's onnx2tf runner (a static-batch copy, see ``static_batch_copy``).
     """
     import torch
 

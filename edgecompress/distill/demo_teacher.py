@@ -112,7 +112,14 @@ def demo_teacher_paths(dataset: str, *, seed: int = 0, steps: int | None = None)
     options, seed, recipe, version)."""
     import hashlib
 
-    key = json.dumps({"dataset": dataset, "seed": seed, "recipe": _recipe(dataset, steps), "v": TEACHER_VERSION}, sort_keys=True)
+    from edgecompress.data.shapes import GENERATOR_VERSION
+
+    # The data generator's version is part of the key: a teacher trained on older shapes
+    # renders would otherwise be reused silently after the generator changes.
+    key = json.dumps(
+        {"dataset": dataset, "seed": seed, "recipe": _recipe(dataset, steps), "v": TEACHER_VERSION, "data_v": GENERATOR_VERSION},
+        sort_keys=True,
+    )
     base = "".join(c if c.isalnum() else "-" for c in dataset.partition(":")[0])
     stem = f"demo-{base}-v{TEACHER_VERSION}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     d = _cache_dir()

@@ -81,7 +81,9 @@ def discriminator_step(run: Run, t: StepTensors, where: str) -> torch.Tensor | N
     if run.parts.anc_disc is not None:
         with torch.no_grad():  # the adapter's output again, without building a graph for it
             real, fake = anc_features(t, run.parts)
-        losses.append(anc_disc_loss(real, fake, run.parts, run.cfg))
+        # Detach explicitly: with equal widths there is no adapter and ``fake`` *is* the student
+        # embedding, whose graph the student step has already freed.
+        losses.append(anc_disc_loss(real.detach(), fake.detach(), run.parts, run.cfg))
     if run.parts.domain_disc is not None and t.s_low is not None:
         losses.append(domain_disc_loss(t.s_low.detach().float(), t.n_labeled, run.parts))
     loss = sum(losses)

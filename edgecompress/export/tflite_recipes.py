@@ -20,7 +20,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +55,19 @@ def _to_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x_nchw if layout == "nchw" else x_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
 
 
+def static_batch_copy(src: Path, dst: Path) -> Path:
+    """``src`` with its symbolic batch dimension fixed to 1, written to ``dst``."""
+    import onnx
+
+    m = onnx.load(str(src))
+    for t in [*m.graph.input, *m.graph.output, *m.graph.value_info]:
+        dims = t.type.tensor_type.shape.dim
+        if len(dims) and dims[0].dim_param:
+            dims[0].dim_value = 1
+    onnx.save(m, str(dst))
+    return dst
+
+
 def run_onnx2tf(
     onnx_path: Path,
     work: Path,
@@ -77,9 +89,11 @@ def run_onnx2tf(
     channels = calib.shape[1] if layout == "nchw" else calib.shape[-1]
     stat_shape = (1, channels, 1, 1) if layout == "nchw" else (1, 1, 1, channels)
     out = work / "tflite"
-    # onnx2tf rewrites its input file in place (onnxsim, op renaming): give it a private copy.
-    private_onnx = work / onnx_path.name
-    shutil.copyfile(onnx_path, private_onnx)
+    # onnx2tf rewrites its input file in place (onnxsim, op renaming): give it a private copy,
+    # with the batch fixed to 1. With a symbolic batch onnx2tf 1.29 mis-transposes one operand
+    # of some residual Adds (ResNets with two identity blocks in a row, wide MobileNets); the
+    # same graphs convert exactly with a static batch. Device runtimes run batch 1 anyway.
+    private_onnx = static_batch_copy(onnx_path, work / onnx_path.name)
     request = {
         "onnx": str(private_onnx.resolve()),
         "out": str(out),

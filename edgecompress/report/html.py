@@ -98,7 +98,7 @@ def _section_selection(s: dict[str, Any]) -> str:
             f"<code>{_e(c['arch'])}</code>",
             _fmt(c["macs"] / 1e6),
             _fmt(c["params"]),
-            _fmt(c.get("predicted_latency_ms")),
+            _fmt(c.get("latency_ms")),
             _fmt(c.get("peak_ram_mb")),
             _fmt(c.get("size_mb")),
             "yes" if c.get("fits") else "no",

@@ -23,7 +23,7 @@ def _png(fig: Any) -> str:
 
 def candidates_plot(candidates: Sequence[dict[str, Any]], budget_ms: float) -> str | None:
     """MACs vs predicted latency per candidate, the budget line, the choice marked."""
-    pts = [c for c in candidates if c.get("predicted_latency_ms") is not None]
+    pts = [c for c in candidates if c.get("latency_ms") is not None]
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -31,7 +31,7 @@ def candidates_plot(candidates: Sequence[dict[str, Any]], budget_ms: float) -> s
     for fam in families:
         sub = [c for c in pts if c["family"] == fam]
         ax.scatter(
-            [c["predicted_latency_ms"] for c in sub],
+            [c["latency_ms"] for c in sub],
             [c["macs"] / 1e6 for c in sub],
             label=fam,
             alpha=0.75,
@@ -40,7 +40,7 @@ def candidates_plot(candidates: Sequence[dict[str, Any]], budget_ms: float) -> s
         )
     for c in pts:
         if c.get("chosen"):
-            ax.scatter([c["predicted_latency_ms"]], [c["macs"] / 1e6], s=220, facecolors="none", edgecolors="red", linewidths=2, label="chosen")
+            ax.scatter([c["latency_ms"]], [c["macs"] / 1e6], s=220, facecolors="none", edgecolors="red", linewidths=2, label="chosen")
     ax.axvline(budget_ms, color="red", linestyle="--", linewidth=1, label=f"budget {budget_ms:g} ms")
     ax.set_xlabel("predicted latency (ms)")
     ax.set_ylabel("MMACs")
@@ -85,7 +85,7 @@ def latency_plot(benchmarks: Sequence[dict[str, Any]], budget_ms: float | None) 
         return None
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.6))
     labels = [f"{b['runner']}:{b['runtime']} {b['precision']} ({b['artifact'].rsplit('/', 1)[-1]})" for b in rows]
-    ax.boxplot([b["samples_ms"] for b in rows], vert=False, showfliers=True, whis=(1, 99))
+    ax.boxplot([b["samples_ms"] for b in rows], orientation="horizontal", showfliers=True, whis=(1, 99))
     ax.set_yticks(range(1, len(rows) + 1), labels, fontsize=8)
     if budget_ms:
         ax.axvline(budget_ms, color="red", linestyle="--", linewidth=1, label=f"budget {budget_ms:g} ms")

@@ -318,6 +318,11 @@ def prune_model(model: nn.Module, input_shape: tuple[int, int, int], kept: dict[
     keep = graph.keep_indices(kept)
     g = graph.g
     new = copy.deepcopy(model if weights else graph.meta_model())
+    for sub in new.modules():
+        # deepcopy also copies the teacher's forward hooks (its feature taps): a student that
+        # kept them would write its activations into the teacher's tap storage.
+        sub._forward_hooks.clear()
+        sub._forward_pre_hooks.clear()
     for name, m in graph.modules.items():
         if name not in graph.in_segs:
             continue

@@ -74,7 +74,7 @@ class StageCache:
         fresh = not self.invalidated and same and entry.get("finished", True) and all(p.exists() for p in outputs)
         if fresh:
             self.skipped.append(name)
-            self.timings[name] = 0.0
+            self.timings[name] = float(entry.get("seconds", 0.0))  # what it cost when it ran
             return load()
         resume = same and not entry.get("finished", True)
         self.invalidated = True

@@ -70,14 +70,16 @@ def make_summary(
     local_same = [b for b in benchmarks if b.runner == "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
 
     cost = spec.cost
+    sel = spec.extra.get("select", {})
     predicted = cost.predicted_latency_ms if cost else None
     if on_device:
         latency, latency_src = on_device[0].latency.p50_ms, f"measured on {profile.name}"
     elif profile.connection.runner == "local" and local_same:
         latency, latency_src = local_same[0].latency.p50_ms, "measured on this host"
     else:
-        latency, latency_src = predicted, f"predicted for {profile.name} (no device attached: pass --serial or --host to measure)"
-    peak_ram_mb = cost.peak_activation_bytes / 2**20 + (deployed.size_bytes if deployed else 0) / 2**20 if cost else None
+        source = sel.get("latency_source", "the profile's priors")
+        latency, latency_src = predicted, f"predicted for {profile.name} from {source} (no device attached: pass --serial or --host to measure)"
+    peak_ram_mb = sel.get("peak_ram_mb")
     size_mb = deployed.size_bytes / 2**20 if deployed else None
 
     def ok(v: float | None, budget: float) -> bool | None:
@@ -89,7 +91,7 @@ def make_summary(
         "latency_source": latency_src,
         "latency_ok": ok(latency, budgets.latency_budget_ms),
         "peak_ram_mb": peak_ram_mb,
-        "peak_ram_source": "predicted: peak activations by liveness + weights",
+        "peak_ram_source": "predicted: peak activations by liveness + 2x weights + runtime overhead",
         "ram_ok": ok(peak_ram_mb, budgets.peak_ram_budget_mb),
         "size_mb": size_mb,
         "size_ok": ok(size_mb, budgets.model_size_budget_mb),
@@ -106,13 +108,14 @@ def make_summary(
 
     final = dict(ckpt.metrics)
     note = "" if on_device or profile.connection.runner == "local" else (
-        f"Measured on this host (not on {profile.name}); the {profile.name} latency above is the calibrated prediction."
+        f"Measured on this host (not on {profile.name}): these numbers compare artifacts; the {profile.name} "
+        "latency in the summary cards is the predictor's."
     )
     return {
         "headline": (
             f"{spec.family} {spec.arch} for {profile.name}: "
             f"{(final.get('test_acc') or final.get('val_acc') or 0) * 100:.1f}% accuracy, "
-            f"{latency_src} latency {latency if latency is None else round(latency, 3)} ms"
+            f"latency {latency if latency is None else round(latency, 3)} ms ({latency_src})"
         ),
         "config": cfg.to_dict(),
         "profile": profile.to_dict(),

@@ -136,3 +136,22 @@ def test_demo_teacher_is_cached_exported_and_prunable() -> None:
     spec = StudentSpec(family="pruned-teacher", arch="keep0.5", input_shape=(3, 32, 32), num_classes=12)
     pruned = create_student(spec, teacher=teacher.module)
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in teacher.module.parameters())
+
+
+def test_static_batch_pt2_teacher_runs_any_batch(tmp_path: Path) -> None:
+    """torch.export's default bakes the example's batch size into the program: a teacher
+    exported with batch 1 must still run (in chunks) on training batches."""
+    import torch
+
+    from edgecompress.distill import load_teacher
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    path = tmp_path / "t.pt2"
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 8, 8),)), str(path))
+    teacher = load_teacher(path)
+    x = torch.randn(5, 1, 8, 8)
+    out = teacher(x)
+    assert out.logits.shape == (5, 3)
+    assert torch.allclose(out.logits, model(x), atol=1e-5)
+    assert out.embedding is not None and out.embedding.shape == (5, 4)

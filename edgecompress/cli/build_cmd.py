@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -46,7 +47,42 @@ def build(config_file: str | None, force: bool, quiet: bool, as_json: bool, **op
     report = run_build(cfg, force=force, quiet=quiet)
     if as_json:
         click.echo(report.to_json())
-    else:
-        click.echo(f"report: {report.report_html}")
-        click.echo(f"summary: {report.report_html.rsplit('/', 1)[0]}/summary.json")
-        click.echo(json.dumps({"wall_s": report.wall_s, "stages": report.stages}))
+        return
+    summary = json.loads((Path(report.report_html).parent / "summary.json").read_text())
+    click.echo(_one_screen(summary, report.report_html))
+
+
+def _one_screen(s: dict[str, Any], html: str) -> str:
+    """The few numbers a person wants first; everything else is in the report."""
+    v, tr, b = s["verdict"], s["training"]["final"], s["profile"]["budgets"]
+    chosen = s["selection"]["chosen"]
+
+    def pct(x: Any) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    def mark(ok: Any) -> str:
+        return {True: "ok", False: "OVER BUDGET", None: "not measured"}[ok]
+
+    lines = [
+        f"student    {chosen['family']} {chosen.get('extra', {}).get('label', chosen['arch'])}: "
+        f"test accuracy {pct(tr.get('test_acc'))} (teacher {pct(tr.get('teacher_test_acc'))}, agreement {pct(tr.get('test_agreement'))})",
+        f"deployed   {Path(v['deployed_artifact'] or '-').name}, {v['size_mb']:.3f} MB (budget {b['model_size_budget_mb']:g}) {mark(v['size_ok'])}",
+        f"latency    {v['latency_ms']:.3f} ms (budget {b['latency_budget_ms']:g}) {mark(v['latency_ok'])} - {v['latency_source']}",
+        f"peak RAM   {v['peak_ram_mb']:.2f} MB (budget {b['peak_ram_budget_mb']:g}) {mark(v['ram_ok'])} - {v['peak_ram_source']}",
+    ]
+    for a in s["artifacts"]:
+        p = a.get("parity") or {}
+        lines.append(
+            f"parity     {Path(a['path']).name}: top-1 agreement {pct(p.get('top1_agreement'))}, "
+            f"accuracy {p.get('acc_delta_pt', 0):+.2f} pt vs PyTorch ({'passed' if p.get('passed') else 'FAILED'})"
+        )
+    for r in s["benchmarks"]:
+        lat = r["latency"]
+        lines.append(
+            f"measured   {Path(r['artifact']).name} on {r['device']} ({r['runner']}, {r['runtime']}): "
+            f"p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms"
+        )
+    resumed = s.get("resumed_stages") or []
+    lines.append(f"time       {s['wall_s']:.0f} s" + (f" (resumed: {', '.join(resumed)})" if resumed else ""))
+    lines.append(f"report     {html}  (numbers: summary.json)")
+    return "\n".join(lines)

@@ -214,6 +214,9 @@ class ExportedTeacher(Teacher):
         self._input_shape = tuple(int(s) for s in shape[1:]) if len(shape) == 4 and all(
             isinstance(s, int) or str(s).isdigit() for s in shape[1:]
         ) else None
+        # A program exported with a concrete batch size (the torch.export default) only runs
+        # that batch: _run then feeds it in chunks, zero-padding the last one.
+        self._batch = int(shape[0]) if len(shape) == 4 and (isinstance(shape[0], int) or str(shape[0]).isdigit()) else None
         # owner module name -> the last graph node computed inside it (its output)
         self._owner_last: dict[str, Any] = {}
         linear_inputs = []
@@ -238,10 +241,11 @@ class ExportedTeacher(Teacher):
         return self._input_shape  # type: ignore[return-value]
 
     @property
-    def module(self) -> nn.Module:
-        """The eager module when this is a cached demo teacher (prunable), else the program's
-        graph module."""
-        return self._eager if self._eager is not None else self._gm
+    def module(self) -> nn.Module | None:
+        """The eager module when this is a cached demo teacher (prunable), else None: an
+        exported program's graph module refuses .eval()/.train(), so it can be neither
+        channel-pruned nor fine-tuned into a student (the other families still apply)."""
+        return self._eager
 
     def feature_names(self) -> list[str]:
         return sorted(self._owner_last)
@@ -251,6 +255,24 @@ class ExportedTeacher(Teacher):
         return self._auto_emb is not None or self.embedding_tap is not None
 
     def _run(self, x: torch.Tensor) -> TeacherOutput:
+        b = self._batch
+        if b is None or x.shape[0] == b:
+            return self._run_once(x)
+        outs = []
+        for start in range(0, x.shape[0], b):
+            chunk = x[start : start + b]
+            n = chunk.shape[0]
+            if n < b:
+                chunk = torch.cat([chunk, chunk.new_zeros((b - n, *chunk.shape[1:]))])
+            outs.append((self._run_once(chunk), n))
+        first = outs[0][0]
+        return TeacherOutput(
+            torch.cat([o.logits[:n] for o, n in outs]),
+            None if first.embedding is None else torch.cat([o.embedding[:n] for o, n in outs]),  # type: ignore[index]
+            {k: torch.cat([o.taps[k][:n] for o, n in outs]) for k in first.taps},
+        )
+
+    def _run_once(self, x: torch.Tensor) -> TeacherOutput:
         want = {name: self._owner_last[name] for name in self.taps}
         emb_node = self._owner_last[self.embedding_tap] if self.embedding_tap else self._auto_emb
         if not want and emb_node is None:

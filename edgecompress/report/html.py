@@ -88,30 +88,48 @@ def _section_profile(s: dict[str, Any]) -> str:
     return f"<h2>Device profile: {_e(p['name'])}</h2><p class='sub'>{_e(p['description'])}</p>" + _table(["", "value"], rows)
 
 
+def _shortlist(cands: list[dict[str, Any]], per_family: int = 4) -> list[dict[str, Any]]:
+    """Per family: the largest candidates that fit and the smallest that do not, plus the choice."""
+    out: list[dict[str, Any]] = []
+    for fam in dict.fromkeys(c["family"] for c in cands):
+        sub = sorted((c for c in cands if c["family"] == fam), key=lambda c: c["macs"])
+        fits = [c for c in sub if c.get("fits")]
+        over = [c for c in sub if not c.get("fits")]
+        keep = fits[-per_family:] + over[:2]
+        out += sorted(keep, key=lambda c: c["macs"])
+    chosen = [c for c in cands if c.get("chosen") and c not in out]
+    return chosen + out
+
+
 def _section_selection(s: dict[str, Any]) -> str:
     sel = s["selection"]
     cands = sel.get("candidates", [])
-    headers = ["family", "arch", "MMACs", "params", "pred. latency ms", "peak RAM MB", "size MB", "fits"]
+    shown = _shortlist(cands)
+    headers = ["family", "student", "MMACs", "params", "pred. latency ms", "peak RAM MB", "size MB", "fits"]
     rows = [
         [
             _e(c["family"]),
-            f"<code>{_e(c['arch'])}</code>",
+            f"<code title='{_e(c['arch'])}'>{_e(c.get('label', c['arch']))}</code>",
             _fmt(c["macs"] / 1e6),
             _fmt(c["params"]),
             _fmt(c.get("latency_ms")),
             _fmt(c.get("peak_ram_mb")),
             _fmt(c.get("size_mb")),
-            "yes" if c.get("fits") else "no",
+            "yes" if c.get("fits") else "no: " + ", ".join(c.get("over", [])),
         ]
-        for c in cands
+        for c in shown
     ]
-    classes = ["chosen" if c.get("chosen") else "" for c in cands]
+    classes = ["chosen" if c.get("chosen") else "" for c in shown]
     chosen = sel["chosen"]
     budget = s["profile"]["budgets"]["latency_budget_ms"]
+    label = chosen.get("extra", {}).get("label", chosen["arch"])
     return (
         "<h2>Student selection</h2>"
-        f"<p>Chosen: <b>{_e(chosen['family'])}</b> <code>{_e(chosen['arch'])}</code>. {_e(sel.get('criterion', ''))}</p>"
+        f"<p>Chosen: <b>{_e(chosen['family'])}</b> <code>{_e(label)}</code> "
+        f"({_e(sel.get('criterion', ''))}; latency from {_e(sel.get('latency_source', 'the predictor'))}).</p>"
         + _img(plots.candidates_plot(cands, budget), "candidates")
+        + f"<p class='sub'>{len(shown)} of {len(cands)} candidates shown: per family the largest that fit and the "
+        "smallest that do not (all of them are in summary.json).</p>"
         + _table(headers, rows, classes)
     )
 
@@ -130,7 +148,7 @@ def _section_training(s: dict[str, Any]) -> str:
 
 
 def _section_parity(s: dict[str, Any]) -> str:
-    headers = ["artifact", "format", "precision", "size KB", "samples", "max |diff|", "top-1 agreement", "acc ref", "acc artifact", "Δacc pt", "passed"]
+    headers = ["artifact", "format", "precision", "size KB", "samples", "max |diff|", "top-1 agreement", "acc PyTorch %", "acc artifact %", "Δacc pt", "passed"]
     rows = []
     for a in s["artifacts"]:
         p = a.get("parity") or {}

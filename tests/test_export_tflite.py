@@ -110,9 +110,11 @@ def test_gray_nchw_uint8_io_and_dynamic_range(gray_nchw) -> None:
 
 
 @pytest.mark.slow
-def test_resnet_student_converts_exactly(tmp_path: Path) -> None:
+def test_resnet_student_converts_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: onnx2tf 1.29's Add "rescue guard" transposed ResNet residuals to NCHW and the
-    next strided conv read them as NHWC (max |diff| 0.05, agreement 55%) until we disabled it."""
+    next strided conv read them as NHWC (max |diff| 0.05, agreement 55%) until we disabled it.
+    Also exported to a *relative* folder (regression: the converter runs in its own working
+    directory and could not find a relative request path)."""
     from edgecompress.artifacts import Preprocessing, StudentSpec
     from edgecompress.students import create_student
     from edgecompress.students.families import TEST_RESNET
@@ -123,7 +125,9 @@ def test_resnet_student_converts_exactly(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(size=(32, *shape)).astype(np.float32)
     y = model(torch.from_numpy(x)).argmax(1).numpy()
     pre = Preprocessing(input_shape=shape, mean=(0.0,) * 3, std=(1.0,) * 3)
-    (art,) = export_module(model, pre, ExportConfig(formats=("tflite",), precisions=("fp32",)), tmp_path, x, x, y, progress=False)
+    monkeypatch.chdir(tmp_path)
+    (art,) = export_module(model, pre, ExportConfig(formats=("tflite",), precisions=("fp32",)), Path("rel/out"), x, x, y, progress=False)
+    assert (tmp_path / "rel" / "out" / "model_fp32.tflite").is_file()
     assert art.parity.passed and art.parity.max_abs_diff < 1e-5
     assert art.op_counts.get("TRANSPOSE", 0) == 0
 

@@ -81,6 +81,9 @@ def run_onnx2tf(
     log_path: Path,
 ) -> Path:
     """Convert ``onnx_path`` with onnx2tf in ``work``; return the folder holding the .tflite files."""
+    # The converter runs with ``work`` as its working directory: every path handed to it must
+    # be absolute, or a relative --out (the default `runs/...`) points nowhere.
+    work, onnx_path, log_path = work.resolve(), onnx_path.resolve(), log_path.resolve()
     work.mkdir(parents=True, exist_ok=True)
     write_offline_sample(work)
     calib = _to_layout(calib_nchw, layout)

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import types
 import typing
@@ -127,6 +128,23 @@ def _decode_dataclass(cls: Any, data: Any, where: str) -> Any:
             continue
         kwargs[name] = _decode(hints[name], data[name], sub)
     return cls(**kwargs)
+
+
+def read_toml(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> dict[str, Any]:
+    """Parse a TOML file; any problem is one ``error`` line naming the file."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10 only
+        import tomli as tomllib
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{p}: {what} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{p}: malformed TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{p}: cannot read ({exc})") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

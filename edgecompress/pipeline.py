@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgecompress import __version__
 from edgecompress.artifacts import (
     BenchmarkResult,
     BuildReport,
@@ -83,8 +84,6 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
 
     profile, task, teacher, teacher_path, dcfg = _prepare(cfg)
     cache = StageCache(run_dir, force=force)
-    from edgecompress import __version__
-
     base_key = {
         "edgecompress": __version__,
         "profile": profile.to_dict(),

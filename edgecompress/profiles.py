@@ -12,17 +12,11 @@ import dataclasses
 import enum
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
-from edgecompress.artifacts import Artifact, _decode_dataclass
+from edgecompress.artifacts import Artifact, _decode_dataclass, read_toml
 from edgecompress.errors import ConfigError, ProfileError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 PROFILE_SCHEMA_VERSION = 1
 ENV_PROFILES_DIR = "EDGECOMPRESS_PROFILES"
@@ -196,14 +190,7 @@ def load_profile_file(path: str | os.PathLike[str]) -> DeviceProfile:
     """Parse and validate one profile file."""
     path = Path(path)
     where = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError(f"{where}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{where}: malformed TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{where}: cannot read ({exc})") from None
+    data = read_toml(path, ProfileError)
     version = data.get("schema_version")
     if version is None:
         raise ProfileError(f"{where}: schema_version: missing required key (allowed: {PROFILE_SCHEMA_VERSION})")

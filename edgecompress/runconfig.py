@@ -8,17 +8,11 @@ decides which stages can be skipped when the same command runs again.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
-from edgecompress.artifacts import _decode_dataclass, _encode
+from edgecompress.artifacts import _decode_dataclass, _encode, read_toml
 from edgecompress.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 # The built-in demo task: procedural shapes with a style-shifted unlabeled pool and 10% of
 # the labels -- the setting of Tang et al. 2019 -- distilled from a cached demo teacher.
@@ -112,12 +106,7 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: run config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: malformed TOML ({exc})") from None
+        data = read_toml(p, ConfigError, "run config file")
         try:
             _decode_dataclass(RunConfig, data, "")
         except ConfigError as exc:

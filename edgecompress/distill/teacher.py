@@ -434,7 +434,7 @@ def load_teacher(path: str | Path, *, entry_point: str | None = None, trust_chec
                 f"--trust-checkpoint only if you trust this file, or save a state_dict / .pt2 instead"
             ) from None
         try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=False)
+            obj = torch.load(str(p), map_location="cpu", weights_only=False)  # only with --trust-checkpoint (checked above)
         except Exception:
             raise TeacherError(f"{p}: corrupt torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
     if isinstance(obj, nn.Module):

@@ -100,11 +100,18 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     cand_path = run_dir / "candidates.json"
 
     def do_select(_resume: bool) -> StudentSpec:
+        from edgecompress.cost.reference import teacher_reference
+        from edgecompress.select import DEFAULT_COMPRESS
+
+        ref = teacher_reference(teacher, task.input_shape)
         _log(f"[select] {profile.name}: budgets {profile.budgets.latency_budget_ms:g} ms, "
-             f"{profile.budgets.peak_ram_budget_mb:g} MB RAM, {profile.budgets.model_size_budget_mb:g} MB model", quiet)
+             f"{profile.budgets.peak_ram_budget_mb:g} MB RAM, {profile.budgets.model_size_budget_mb:g} MB model; "
+             f"compression >= {cfg.compress or f'{DEFAULT_COMPRESS:g}x'} vs the teacher"
+             + (f" ({ref.macs / 1e6:.1f} M MACs, {ref.params / 1e6:.2f} M params)" if ref else " (cost unknown)"), quiet)
         sel = run_selection(
             profile, task.input_shape, task.num_classes,
             latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=teacher.module,
+            teacher_cost=ref, compress=cfg.compress,
         )
         spec = finalize(sel, profile)
         rows = [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]
@@ -112,9 +119,10 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         spec.save(spec_path)
         return spec
 
-    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb}
+    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb, "compress": cfg.compress}
     spec = cache.run("select", sel_key, [spec_path, cand_path], do_select, lambda: StudentSpec.load(spec_path))
-    _log(f"[select] chose {spec.family} {spec.arch}", quiet)
+    ratio = spec.extra.get("select", {}).get("compression_x")
+    _log(f"[select] chose {spec.family} {spec.arch}" + (f": {ratio:.1f}x fewer MACs than the teacher" if ratio else ""), quiet)
 
     # 2. distill ------------------------------------------------------------------------
     from edgecompress.distill import distill

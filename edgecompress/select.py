@@ -11,6 +11,15 @@ else the profile's priors) at the fastest precision the device runs. A candidate
   at that precision + a fixed runtime overhead (``RUNTIME_OVERHEAD_MB``, assumed),
 - the model file at that precision <= the size budget.
 
+and, when a teacher is given, when it is *compressed enough*:
+
+- never as large as the teacher: fewer MACs and fewer parameters than the teacher, and a lower
+  predicted latency when the teacher's graph gives one (a "student" three times the teacher's
+  size, which the budget alone allowed, is what this rule exists to stop);
+- teacher MACs / student MACs >= the compression target (``--compress``, default
+  ``DEFAULT_COMPRESS`` = 8x). MACs, not predicted latency: they are exact, device-independent
+  and known for every teacher format, where latency is a per-device estimate.
+
 Criterion: within a family, the fitting candidate with the most MACs (within one family,
 accuracy rises with width and depth at fixed input size — the MobileNet / ResNet scaling
 tables — so MACs is a monotone accuracy proxy and spending the whole budget is the point).
@@ -24,11 +33,13 @@ inverted-residual family, then the residual family.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 from edgecompress.artifacts import StudentSpec
 from edgecompress.cost.calibration import LatencyPredictor
 from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, spec_cost
+from edgecompress.cost.reference import ReferenceCost, module_reference
 from edgecompress.errors import SelectError
 from edgecompress.profiles import Budgets, DeviceProfile
 from edgecompress.students import get_family, list_students
@@ -40,6 +51,24 @@ MB = 1024 * 1024
 RUNTIME_OVERHEAD_MB = {"tflite-xnnpack": 2.0, "onnxruntime-cpu": 8.0}  # assumed interpreter / session arenas
 DEFAULT_FAMILIES = ("mobilenet", "resnet")
 CRITERION = "max MACs within a family; families in preference order"
+# The default compression target when a teacher is given: students 8x cheaper than the teacher
+# in MACs. A user who wants more accuracy and less compression says --compress 2x; one who wants
+# a tinier model says --compress 20x. The device budgets apply on top.
+DEFAULT_COMPRESS = 8.0
+MAX_COMPRESS = 1e4
+
+
+def parse_compress(value: object, where: str = "compress") -> float:
+    """``"8x"``, ``"8"``, ``8`` -> 8.0; a ratio must be finite, > 1 and <= MAX_COMPRESS."""
+    text = str(value).strip().lower().removesuffix("x").strip() if not isinstance(value, bool) else ""
+    try:
+        r = float(text)
+    except ValueError:
+        r = float("nan")
+    if not (math.isfinite(r) and 1 < r <= MAX_COMPRESS):
+        raise SelectError(f"{where} = {value!r} is not allowed (a ratio of teacher to student MACs in (1, {MAX_COMPRESS:g}], "
+                          "e.g. 8x)")
+    return r
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +81,7 @@ class Candidate:
     size_mb: float
     fits: bool
     over: tuple[str, ...]  # which budgets it breaks
+    compression_x: float | None = None  # teacher MACs / student MACs
 
     @property
     def label(self) -> str:
@@ -61,7 +91,8 @@ class Candidate:
         return {"family": self.spec.family, "label": self.label, "arch": self.spec.arch, "width_mult": self.spec.width_mult,
                 "macs": self.cost.macs, "params": self.cost.params, "precision": self.precision,
                 "latency_ms": round(self.latency_ms, 4), "peak_ram_mb": round(self.ram_mb, 3),
-                "size_mb": round(self.size_mb, 4), "fits": self.fits, "over": list(self.over)}
+                "size_mb": round(self.size_mb, 4), "fits": self.fits, "over": list(self.over),
+                "compression_x": None if self.compression_x is None else round(self.compression_x, 2)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +101,35 @@ class Selection:
     candidates: tuple[Candidate, ...]
     budget: Budgets
     latency_source: str
+    teacher: TeacherRef | None = None
+    compress: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherRef:
+    """The teacher as the selection saw it: its cost and, when its graph allows, its predicted
+    latency, RAM and file size on the device at the students' precision."""
+
+    cost: ReferenceCost
+    precision: str | None = None
+    latency_ms: float | None = None
+    ram_mb: float | None = None
+    size_mb: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {**self.cost.to_dict(), "precision": self.precision,
+                "predicted_latency_ms": None if self.latency_ms is None else round(self.latency_ms, 4),
+                "peak_ram_mb": None if self.ram_mb is None else round(self.ram_mb, 3),
+                "size_mb": None if self.size_mb is None else round(self.size_mb, 4)}
 
 
 def peak_ram_mb(cost: ModelCost, precision: str, runtime: str) -> float:
     """Peak RAM estimate in MB (see the module docstring for the model)."""
-    act = cost.peak_activation_elems * BYTES_PER_ELEM[precision]
-    return (2 * cost.size_bytes[precision] + act) / MB + RUNTIME_OVERHEAD_MB.get(runtime, 8.0)
+    return ram_model_mb(cost.size_bytes[precision], cost.peak_activation_elems * BYTES_PER_ELEM[precision], runtime)
+
+
+def ram_model_mb(file_bytes: int, activation_bytes: int, runtime: str) -> float:
+    return (2 * file_bytes + activation_bytes) / MB + RUNTIME_OVERHEAD_MB.get(runtime, 8.0)
 
 
 def _check_task(input_shape: tuple[int, ...], num_classes: int) -> tuple[int, int, int]:
@@ -97,9 +151,35 @@ def _label(family: str, arch: str, width: float) -> str:
     return f"d{depth} w{width:g}"
 
 
+def teacher_ref(cost: ReferenceCost, profile: DeviceProfile, predictor: LatencyPredictor) -> TeacherRef:
+    """The teacher's predicted device figures, when its graph gives the predictor's features."""
+    if cost.features is None or cost.size_bytes is None:
+        return TeacherRef(cost)
+    precision, ms = predictor.best(cost.features)
+    size = cost.size_bytes[precision]
+    ram = None
+    if cost.peak_activation_elems is not None:
+        ram = ram_model_mb(size, cost.peak_activation_elems * BYTES_PER_ELEM[precision], profile.runtime.kind)
+    return TeacherRef(cost, precision, ms, ram, size / MB)
+
+
+def _over_teacher(cost: ModelCost, ms: float, ref: TeacherRef | None, compress: float | None) -> tuple[str, ...]:
+    """Reasons a candidate is not a compression of the teacher."""
+    if ref is None:
+        return ()
+    over = []
+    t = ref.cost
+    if cost.macs >= t.macs or cost.params >= t.params or (ref.latency_ms is not None and ms >= ref.latency_ms):
+        over.append("teacher-size")
+    elif compress is not None and t.macs / max(1, cost.macs) < compress:
+        over.append("compress")
+    return tuple(over)
+
+
 def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, int], num_classes: int, budget: Budgets,
                          families: tuple[str, ...], teacher: nn.Module | None = None,
-                         predictor: LatencyPredictor | None = None) -> list[Candidate]:
+                         predictor: LatencyPredictor | None = None, ref: TeacherRef | None = None,
+                         compress: float | None = None) -> list[Candidate]:
     """Cost every candidate of every family (deduplicated: widths that round to the same net)."""
     predictor = predictor or LatencyPredictor.for_profile(profile)
     runtime = profile.runtime.kind
@@ -124,7 +204,9 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
             size = cost.size_bytes[precision] / MB
             over = tuple(n for n, bad in (("latency", ms > budget.latency_budget_ms), ("ram", ram > budget.peak_ram_budget_mb),
                                           ("size", size > budget.model_size_budget_mb)) if bad)
-            out.append(Candidate(spec, cost, precision, ms, ram, size, not over, over))
+            over += _over_teacher(cost, ms, ref, compress)
+            ratio = ref.cost.macs / max(1, cost.macs) if ref is not None else None
+            out.append(Candidate(spec, cost, precision, ms, ram, size, not over, over, ratio))
     return out
 
 
@@ -132,7 +214,8 @@ def _searchable() -> list[str]:
     return [n for n in list_students(include_test=True) if get_family(n).search_space is not None]
 
 
-def choose(candidates: list[Candidate], families: tuple[str, ...], budget: Budgets) -> Candidate:
+def choose(candidates: list[Candidate], families: tuple[str, ...], budget: Budgets,
+           compress: float | None = None) -> Candidate:
     """Apply the criterion; raise SelectError naming the cheapest candidate when nothing fits."""
     for fam in families:
         fitting = [c for c in candidates if c.spec.family == fam and c.fits]
@@ -140,10 +223,28 @@ def choose(candidates: list[Candidate], families: tuple[str, ...], budget: Budge
             return max(fitting, key=lambda c: (c.cost.macs, -c.latency_ms))
     if not candidates:
         raise SelectError("no candidates to choose from")
+    device_ok = [c for c in candidates if not set(c.over) & {"latency", "ram", "size"}]
+    if compress is not None and device_ok:
+        # The device budget leaves candidates; the compression target (or the teacher's own size)
+        # rules them all out.
+        best = max(device_ok, key=lambda c: (c.compression_x or 0.0))
+        ratio = best.compression_x or 0.0
+        if ratio <= 1:
+            raise SelectError(
+                f"no candidate that fits the device budget is smaller than the teacher: the most compressed, "
+                f"{best.spec.family} {best.label}, is {ratio:.3g}x ({best.cost.macs:,} MACs): the teacher is already "
+                "smaller than every candidate that fits, so deploy the teacher itself"
+            )
+        raise SelectError(
+            f"compression target {compress:g}x cannot be met within the device budget: the most compressed candidate "
+            f"that fits it, {best.spec.family} {best.label}, is {ratio:.3g}x ({best.cost.macs:,} MACs); "
+            f"ask for at most --compress {math.floor(10 * ratio) / 10:g}x"
+        )
     s = min(candidates, key=lambda c: (c.latency_ms / budget.latency_budget_ms, c.ram_mb, c.size_mb))
     raise SelectError(
-        f"no candidate fits the budget: the smallest, {s.spec.family} {s.label} ({s.precision}), needs "
-        f"{s.latency_ms:.3g} ms (budget {budget.latency_budget_ms:g} ms), {s.ram_mb:.3g} MB peak RAM (budget "
+        f"no candidate fits the budget: the smallest, {s.spec.family} {s.label} ({s.precision}"
+        + ("" if s.compression_x is None else f", {s.compression_x:.3g}x fewer MACs than the teacher")
+        + f"), needs {s.latency_ms:.3g} ms (budget {budget.latency_budget_ms:g} ms), {s.ram_mb:.3g} MB peak RAM (budget "
         f"{budget.peak_ram_budget_mb:g} MB), {s.size_mb:.3g} MB file (budget {budget.model_size_budget_mb:g} MB)"
     )
 
@@ -151,8 +252,13 @@ def choose(candidates: list[Candidate], families: tuple[str, ...], budget: Budge
 def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_classes: int, *,
                   latency_ms: float | None = None, memory_mb: float | None = None, size_mb: float | None = None,
                   families: tuple[str, ...] | list[str] | None = None, teacher: nn.Module | None = None,
-                  predictor: LatencyPredictor | None = None) -> Selection:
-    """Cost all candidates and choose; the full table is kept for the CLI and the report."""
+                  predictor: LatencyPredictor | None = None, teacher_cost: ReferenceCost | None = None,
+                  compress: float | str | None = None) -> Selection:
+    """Cost all candidates and choose; the full table is kept for the CLI and the report.
+
+    ``teacher`` (an eager module) enables the pruned-teacher family; ``teacher_cost`` (or the
+    module's own graph) is the reference for the compression target ``compress`` (default
+    ``DEFAULT_COMPRESS`` whenever a teacher is known; ignored without one)."""
     shape = _check_task(tuple(input_shape), num_classes)
     b = profile.budgets
     budget = Budgets(latency_ms if latency_ms is not None else b.latency_budget_ms,
@@ -162,24 +268,31 @@ def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_clas
                     ("size_mb", budget.model_size_budget_mb)):
         if not v > 0:
             raise SelectError(f"{name} = {v!r} is not allowed (must be > 0)")
+    target = parse_compress(compress) if compress is not None else None
     fams = tuple(families) if families else (("pruned-teacher",) if teacher is not None else ()) + DEFAULT_FAMILIES
     known = list_students()
     for f in fams:
         if f not in known:
             raise SelectError(f"family {f!r} is unknown (known: {', '.join(known)})")
     predictor = predictor or LatencyPredictor.for_profile(profile)
-    cands = enumerate_candidates(profile, shape, num_classes, budget, fams, teacher, predictor)
-    choice = choose(cands, fams, budget)
+    if teacher_cost is None and teacher is not None:
+        teacher_cost = module_reference(teacher, shape)
+    ref = teacher_ref(teacher_cost, profile, predictor) if teacher_cost is not None else None
+    if ref is not None and target is None:
+        target = DEFAULT_COMPRESS
+    cands = enumerate_candidates(profile, shape, num_classes, budget, fams, teacher, predictor, ref, target)
+    choice = choose(cands, fams, budget, target if ref is not None else None)
     _, source = predictor.coefficients(profile.runtime.kind, choice.precision)
-    return Selection(choice, tuple(cands), budget, source)
+    return Selection(choice, tuple(cands), budget, source, ref, target if ref is not None else None)
 
 
 def select_student(profile: DeviceProfile, input_shape: tuple[int, ...], num_classes: int, *,
                    latency_ms: float | None = None, memory_mb: float | None = None, size_mb: float | None = None,
-                   families: tuple[str, ...] | list[str] | None = None, teacher: nn.Module | None = None) -> StudentSpec:
+                   families: tuple[str, ...] | list[str] | None = None, teacher: nn.Module | None = None,
+                   teacher_cost: ReferenceCost | None = None, compress: float | str | None = None) -> StudentSpec:
     """The chosen StudentSpec with ``cost`` filled and the choice's reasons in ``extra['select']``."""
     sel = run_selection(profile, input_shape, num_classes, latency_ms=latency_ms, memory_mb=memory_mb, size_mb=size_mb,
-                        families=families, teacher=teacher)
+                        families=families, teacher=teacher, teacher_cost=teacher_cost, compress=compress)
     return finalize(sel, profile)
 
 
@@ -192,5 +305,9 @@ def finalize(sel: Selection, profile: DeviceProfile) -> StudentSpec:
         "peak_ram_mb": round(c.ram_mb, 3), "size_mb": round(c.size_mb, 4), "latency_source": sel.latency_source,
         "candidates": len(sel.candidates), "fitting": sum(x.fits for x in sel.candidates),
     }
+    if sel.teacher is not None:
+        extra["select"]["compress_target"] = sel.compress
+        extra["select"]["compression_x"] = None if c.compression_x is None else round(c.compression_x, 3)
+        extra["select"]["teacher"] = sel.teacher.row()
     cost = c.cost.to_estimate(c.precision, round(c.latency_ms, 4), profile.runtime.kind)
     return dataclasses.replace(c.spec, cost=cost, extra=extra)

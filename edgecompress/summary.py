@@ -47,6 +47,36 @@ def _history(ckpt_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else round(a / b, 2)
+
+
+def compression_summary(spec: StudentSpec, metrics: dict[str, float]) -> dict[str, Any] | None:
+    """The student next to its teacher: x MACs / params / file size / predicted latency (teacher
+    over student, so 8.0 means eight times smaller) and both accuracies. None without a teacher."""
+    sel = spec.extra.get("select", {})
+    t = sel.get("teacher")
+    if not t or spec.cost is None:
+        return None
+    prec = sel.get("precision") or "fp32"
+    s_size = spec.cost.size_bytes.get(prec)
+    t_size = (t.get("size_bytes") or {}).get(prec)
+    acc, t_acc = metrics.get("test_acc"), metrics.get("teacher_test_acc")
+    return {
+        "target_x": sel.get("compress_target"),
+        "teacher": {"macs": t["macs"], "params": t["params"], "size_bytes": t_size, "precision": prec,
+                    "predicted_latency_ms": t.get("predicted_latency_ms"), "test_acc": t_acc, "cost_source": t.get("source")},
+        "student": {"macs": spec.cost.macs, "params": spec.cost.params, "size_bytes": s_size,
+                    "predicted_latency_ms": spec.cost.predicted_latency_ms, "test_acc": acc,
+                    "test_agreement": metrics.get("test_agreement")},
+        "macs_x": _ratio(t["macs"], spec.cost.macs),
+        "params_x": _ratio(t["params"], spec.cost.params),
+        "size_x": _ratio(t_size, s_size),
+        "latency_x": _ratio(t.get("predicted_latency_ms"), spec.cost.predicted_latency_ms),
+        "acc_delta_pt": None if acc is None or t_acc is None else round(100 * (acc - t_acc), 2),
+    }
+
+
 def make_summary(
     cfg: RunConfig,
     profile: DeviceProfile,
@@ -131,6 +161,7 @@ def make_summary(
         "predicted_vs_measured": pvm,
         "latency_note": note,
         "verdict": verdict,
+        "compression": compression_summary(spec, final),
         "environment": versions(),
         "stages": {k: round(v, 2) for k, v in cache.timings.items()},
         "resumed_stages": cache.skipped,

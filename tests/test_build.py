@@ -53,8 +53,14 @@ def test_build_end_to_end_then_resume(tmp_path: Path, profiles: Path, teacher: P
     assert all(a["parity"]["passed"] for a in summary["artifacts"])
     assert summary["benchmarks"][0]["latency"]["p50_ms"] > 0
     assert summary["resumed_stages"] == []
+    # The student next to its teacher: at least the default 8x fewer MACs, and every ratio shown.
+    comp = summary["compression"]
+    assert comp["target_x"] == 8.0 and comp["macs_x"] >= 8.0 and comp["params_x"] > 1 and comp["size_x"] > 1
+    assert comp["teacher"]["test_acc"] is not None and comp["student"]["test_agreement"] is not None
+    assert "compress " in res.output and "fewer MACs than the teacher" in res.output
     html = (out / "report.html").read_text()
     assert "Parity against PyTorch" in html and html.count("data:image/png;base64,") >= 3
+    assert "Student vs teacher" in html
     for f in ("run_config.json", "spec.json", "candidates.json", "distill/checkpoint.json", "build.json"):
         assert (out / f).exists(), f
     weights = out / "distill" / "student.pt"
@@ -76,6 +82,12 @@ def test_build_end_to_end_then_resume(tmp_path: Path, profiles: Path, teacher: P
     res = runner.invoke(cli, [*_args(profiles, teacher, out), "--steps-per-epoch", "6", "--force"])
     assert res.exit_code == 0, res.output
     assert json.loads((out / "summary.json").read_text())["resumed_stages"] == []
+
+    # A changed compression target re-runs selection and everything after it.
+    res = runner.invoke(cli, [*_args(profiles, teacher, out), "--compress", "12x"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_stages"] == [] and summary["compression"]["macs_x"] >= 12
 
 
 def _fails_before_training(res, out: Path, *words: str) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import torch
 from edgecompress.distill.config import TERMS, DiscRegularizer, DistillConfig, Method
 from edgecompress.distill.discriminators import DistillParts
 from edgecompress.distill.losses import LOSSES, StepTensors, anc_disc_loss, kd_loss
-from edgecompress.errors import ConfigError
+from edgecompress.errors import ConfigError, EdgeCompressError
 
 
 def test_presets_and_overrides() -> None:
@@ -51,8 +51,11 @@ def test_every_term_is_registered() -> None:
     assert set(TERMS) <= set(LOSSES)
 
 
-def _tensors(s: torch.Tensor, t: torch.Tensor) -> StepTensors:
-    return StepTensors(s, torch.randn(len(s), 6), None, t, torch.randn(len(s), 6), torch.zeros(len(s), dtype=torch.long), len(s))
+def _tensors(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None, n_labeled: int | None = None,
+             mix: object = None) -> StepTensors:
+    y = torch.zeros(len(s), dtype=torch.long) if y is None else y
+    return StepTensors(s, torch.randn(len(s), 6), None, t, torch.randn(len(s), 6), y, len(s) if n_labeled is None else n_labeled,
+                       mix)  # type: ignore[arg-type]
 
 
 def test_kd_is_zero_at_match_and_scales_with_t_squared() -> None:
@@ -78,3 +81,41 @@ def test_disc_regularizers_change_the_loss() -> None:
     assert values[DiscRegularizer.L1] > values[DiscRegularizer.NONE]
     assert values[DiscRegularizer.L2] > values[DiscRegularizer.NONE]
     assert values[DiscRegularizer.ADVERSARIAL_SAMPLES] > values[DiscRegularizer.NONE]
+
+
+def test_mixup_is_seeded_and_keeps_rows_mostly_themselves() -> None:
+    from edgecompress.distill.streams import mix_batch
+
+    x = torch.randn(10, 3, 4, 4)
+    a, mix_a = mix_batch(x, 1.0, 123)
+    b, mix_b = mix_batch(x, 1.0, 123)
+    assert torch.equal(a, b) and torch.equal(mix_a.perm, mix_b.perm) and torch.equal(mix_a.lam, mix_b.lam)
+    assert bool((mix_a.lam >= 0.5).all()) and bool((mix_a.lam <= 1).all())
+    i = 3
+    j = int(mix_a.perm[i])
+    assert torch.allclose(a[i], mix_a.lam[i] * x[i] + (1 - mix_a.lam[i]) * x[j])
+    same, none = mix_batch(x, 0.0, 1)
+    assert same is x and none is None
+
+
+def test_mixed_cross_entropy_uses_both_labels_and_skips_pool_partners() -> None:
+    from edgecompress.distill.losses import Mix, ce_loss
+
+    logits = torch.randn(4, 5)
+    y = torch.tensor([1, 2])  # rows 0-1 labeled, rows 2-3 from the pool
+    mix = Mix(perm=torch.tensor([1, 3, 0, 2]), lam=torch.tensor([0.7, 0.6, 0.9, 0.8]))
+    t = _tensors(logits, logits, y=y, n_labeled=2, mix=mix)
+    # row 0 is mixed with labeled row 1: 0.7 * CE(y=1) + 0.3 * CE(y=2); row 1's partner is a pool row: skipped
+    logp = torch.log_softmax(logits[0], 0)
+    expected = -(0.7 * logp[1] + 0.3 * logp[2])
+    assert float(ce_loss(t, None, DistillConfig(method="fm"))) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_fm_preset() -> None:
+    cfg = DistillConfig(method="fm")
+    assert cfg.weights() == {"ce": 1.0, "kd": 1.0} and cfg.unlabeled_used and cfg.mixup == 1.0 and cfg.kd_temperature == 1.0
+    assert DistillConfig(method="kd").kd_temperature == 4.0 and DistillConfig(method="kd").mixup == 0.0
+    assert DistillConfig(method="fm", mixup_alpha=0, temperature=2).mixup == 0.0
+    assert DistillConfig(method="kd+unlabeled").unlabeled_used
+    with pytest.raises(EdgeCompressError, match="mixup_alpha"):
+        DistillConfig(mixup_alpha=-1)

@@ -25,10 +25,11 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.timeout(150)
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["anc+align", "fm"])  # fm: mixup draws must replay exactly too
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path, method: str) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen(
-        [sys.executable, str(HELPER), str(killed), "anc+align", str(EPOCHS)],
+        [sys.executable, str(HELPER), str(killed), method, str(EPOCHS)],
         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
@@ -52,8 +53,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     done_epochs = len((killed / "metrics.jsonl").read_text().splitlines())
     assert 1 <= done_epochs < EPOCHS
 
-    resumed = run_tiny(str(killed), "anc+align", EPOCHS, resume=True)
-    reference = run_tiny(str(clean), "anc+align", EPOCHS)
+    resumed = run_tiny(str(killed), method, EPOCHS, resume=True)
+    reference = run_tiny(str(clean), method, EPOCHS)
 
     def strip(metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if k != "train_s"}

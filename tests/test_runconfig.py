@@ -11,7 +11,7 @@ from edgecompress.stages import StageCache
 
 def test_demo_defaults() -> None:
     cfg = RunConfig().resolved()
-    assert RunConfig().is_demo and cfg.data == "shapes" and cfg.method == "anc+align" and cfg.unlabeled == "shapes-pool"
+    assert RunConfig().is_demo and cfg.data == "shapes" and cfg.method == "kd+unlabeled" and cfg.unlabeled == "shapes-pool"
     assert cfg.labeled_fraction == 0.1 and cfg.out == str(Path("runs") / "pixel7-shapes")
 
 
@@ -77,6 +77,22 @@ def test_stage_cache_resumes_and_invalidates(tmp_path: Path) -> None:
 
 
 def test_method_default_follows_data() -> None:
-    assert RunConfig(data="digits").resolved().method == "anc"
-    assert RunConfig(data="digits", labeled_fraction=0.1).resolved().method == "anc+align"
+    assert RunConfig(data="digits").resolved().method == "kd"
+    assert RunConfig(data="digits", labeled_fraction=0.1).resolved().method == "kd+unlabeled"
     assert RunConfig(data="digits", method="kd").resolved().method == "kd"
+
+
+@pytest.mark.parametrize("value, expected", [("8x", "8x"), ("12", "12x"), (8, "8x"), (2.5, "2.5x")])
+def test_compress_in_run_config(tmp_path: Path, value: object, expected: str) -> None:
+    f = tmp_path / "run.toml"
+    f.write_text(f"compress = {value!r}\n".replace("'", '"'))
+    assert load_run_config(f, {}).resolved().compress == expected
+
+
+def test_bad_compress_in_run_config(tmp_path: Path) -> None:
+    from edgecompress.errors import EdgeCompressError
+
+    f = tmp_path / "run.toml"
+    f.write_text("compress = 1\n")
+    with pytest.raises(EdgeCompressError, match=r"compress = '1' is not allowed"):
+        load_run_config(f, {}).resolved()

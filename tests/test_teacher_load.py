@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -155,3 +156,24 @@ def test_static_batch_pt2_teacher_runs_any_batch(tmp_path: Path) -> None:
     assert out.logits.shape == (5, 3)
     assert torch.allclose(out.logits, model(x), atol=1e-5)
     assert out.embedding is not None and out.embedding.shape == (5, 4)
+
+
+def test_shipped_demo_teacher_matches_its_cache_key_and_record() -> None:
+    """The packaged shapes teacher is served for exactly the key it was trained under; a recipe
+    or generator change without retraining (scripts/train_demo_teacher.py) fails here."""
+    import hashlib
+
+    from edgecompress.distill.demo_teacher import demo_teacher_paths, load_shipped, shipped_paths
+
+    stem = demo_teacher_paths("shapes")["pt2"].name.removesuffix(".pt2")
+    weights, record = shipped_paths(stem)
+    assert weights.is_file() and record.is_file(), f"no shipped weights for {stem}: run scripts/train_demo_teacher.py"
+    assert weights.stat().st_size <= 10 * 2**20
+    info = json.loads(record.read_text())
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == info["weights_sha256"]
+    assert info["command"].startswith("python scripts/train_demo_teacher.py")
+    loaded = load_shipped(stem)
+    assert loaded is not None
+    model, _ = loaded
+    assert sum(p.numel() for p in model.parameters()) == info["params"]
+    assert info["test_acc"] > 0.9

@@ -18,12 +18,16 @@ import click
 @click.option("--unlabeled", default=None, help="Unlabeled pool: a folder of images or a built-in pool (shapes-pool).")
 @click.option("--labeled-fraction", type=float, default=None, help="Share of the labeled training set to use, in (0, 1]; the rest becomes unlabeled.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/<device>-<data>).")
-@click.option("--method", default=None, help="Distillation method: supervised, kd, fitnet, anc, anc+unlabeled, anc+align, anc-labelfree.")
+@click.option("--method", default=None, help="Distillation method: supervised, kd, kd+unlabeled, fm, fitnet, anc, anc+unlabeled, "
+              "anc+align, anc-labelfree (default: see docs/distill.md).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the method's).")
 @click.option("--steps-per-epoch", type=int, default=None, help="Fixed optimizer steps per epoch (default: one pass over the larger data stream).")
 @click.option("--seed", type=int, default=None, help="Seed for splits, initialization and training (default 0).")
 @click.option("--latency-ms", type=float, default=None, help="Override the profile's latency budget.")
 @click.option("--memory-mb", type=float, default=None, help="Override the profile's peak-RAM budget.")
+@click.option("--compress", default=None, metavar="RATIO",
+              help="Compression target: teacher MACs / student MACs, e.g. 8x (default 8x). The student must meet it "
+                   "AND fit the device budgets; the largest such candidate is chosen.")
 @click.option("--profiles-dir", type=click.Path(file_okay=False), default=None, help="Extra folder of device profiles.")
 @click.option("--serial", default=None, help="Android device serial: also benchmark on the phone over adb.")
 @click.option("--host", default=None, help="ssh host or ~/.ssh/config alias: also benchmark on the board.")
@@ -37,8 +41,15 @@ def build(config_file: str | None, force: bool, quiet: bool, as_json: bool, **op
     """Profile -> select -> distill -> export + parity -> benchmark -> report.
 
     With no --teacher and no --data it runs the built-in demo: the procedural `shapes` task,
-    10% of its labels, its style-shifted unlabeled pool, and a demo teacher trained and cached
-    on first use. Re-running the same command resumes after the last finished stage.
+    10% of its labels, its style-shifted unlabeled pool, and the shipped demo teacher.
+    Re-running the same command resumes after the last finished stage.
+
+    \b
+    Which student: every candidate must (1) fit the device's latency, peak-RAM and size
+    budgets, (2) be smaller than the teacher in MACs, parameters and predicted latency, and
+    (3) have at least --compress times fewer MACs than the teacher (default 8x). Of those, the
+    pruned teacher is preferred (it inherits the teacher's weights), then the families; within
+    a family the largest one wins.
     """
     from edgecompress.pipeline import build as run_build
     from edgecompress.runconfig import load_run_config
@@ -50,6 +61,24 @@ def build(config_file: str | None, force: bool, quiet: bool, as_json: bool, **op
         return
     summary = json.loads((Path(report.report_html).parent / "summary.json").read_text())
     click.echo(_one_screen(summary, report.report_html))
+
+
+def _x(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f}x"
+
+
+def _compression_lines(c: dict[str, Any] | None) -> list[str]:
+    if not c:
+        return []
+    t, st = c["teacher"], c["student"]
+    delta = c.get("acc_delta_pt")
+    return [
+        f"compress   {_x(c['macs_x'])} fewer MACs than the teacher (target {_x(c.get('target_x'))}: "
+        f"{t['macs'] / 1e6:.1f} M -> {st['macs'] / 1e6:.2f} M), {_x(c['params_x'])} params, "
+        f"{_x(c['size_x'])} file size, {_x(c['latency_x'])} predicted latency",
+        f"accuracy   student {100 * (st['test_acc'] or 0):.1f}% vs teacher {100 * (t['test_acc'] or 0):.1f}%"
+        + ("" if delta is None else f" ({delta:+.1f} pt)"),
+    ]
 
 
 def _one_screen(s: dict[str, Any], html: str) -> str:
@@ -66,6 +95,7 @@ def _one_screen(s: dict[str, Any], html: str) -> str:
     lines = [
         f"student    {chosen['family']} {chosen.get('extra', {}).get('label', chosen['arch'])}: "
         f"test accuracy {pct(tr.get('test_acc'))} (teacher {pct(tr.get('teacher_test_acc'))}, agreement {pct(tr.get('test_agreement'))})",
+        *_compression_lines(s.get("compression")),
         f"deployed   {Path(v['deployed_artifact'] or '-').name}, {v['size_mb']:.3f} MB (budget {b['model_size_budget_mb']:g}) {mark(v['size_ok'])}",
         f"latency    {v['latency_ms']:.3f} ms (budget {b['latency_budget_ms']:g}) {mark(v['latency_ok'])} - {v['latency_source']}",
         f"peak RAM   {v['peak_ram_mb']:.2f} MB (budget {b['peak_ram_budget_mb']:g}) {mark(v['ram_ok'])} - {v['peak_ram_source']}",

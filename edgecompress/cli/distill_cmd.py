@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-METHODS = ("supervised", "kd", "fitnet", "anc", "anc+unlabeled", "anc+align", "anc-labelfree")
+# distill.config.Method's values (importing it would import torch, which --help must not).
+METHODS = ("supervised", "kd", "kd+unlabeled", "fm", "fitnet", "anc", "anc+unlabeled", "anc+align", "anc-labelfree")
 
 
 @click.command()
@@ -20,7 +21,7 @@ METHODS = ("supervised", "kd", "fitnet", "anc", "anc+unlabeled", "anc+align", "a
 @click.option("--data", required=True, help="Built-in name (digits, shapes) or a data path.")
 @click.option("--unlabeled", default=None, help="Unlabeled pool: a flat image folder, .npz, or shapes-pool.")
 @click.option("--labeled-fraction", type=float, default=1.0, show_default=True, help="Share of the training labels to use.")
-@click.option("--method", type=click.Choice(METHODS), default=None, help="Loss preset (default: the config's, anc+align).")
+@click.option("--method", type=click.Choice(METHODS), default=None, help="Loss preset (default: the config's, else kd+unlabeled with unlabeled data and kd without).")
 @click.option("--epochs", type=int, default=None, help="Epochs (default: the config's).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="DistillConfig JSON (every field optional).")
 @click.option("--seed", type=int, default=None, help="Seed for the split and the training.")
@@ -55,6 +56,10 @@ def distill(
             raise ConfigError(f"{config_path}: expected a JSON object of DistillConfig fields")
     overrides = {"method": method, "epochs": epochs, "seed": seed}
     cfg_data.update({k: v for k, v in overrides.items() if v is not None})
+    if "method" not in cfg_data:
+        from edgecompress.runconfig import default_method
+
+        cfg_data["method"] = default_method(unlabeled is not None or labeled_fraction < 1)
     cfg = DistillConfig.from_dict(cfg_data, where=config_path or "distill config")
     norm: dict = {}
     if teacher_path == "demo":

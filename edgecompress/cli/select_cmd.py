@@ -21,8 +21,9 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 
 def _format_table(rows: list[dict[str, object]]) -> str:
-    header = ("family", "arch", "MACs", "params", "prec", "latency_ms", "peak_ram_mb", "size_mb", "fits")
-    body = [(str(r["family"]), str(r["label"]), f"{r['macs']:,}", f"{r['params']:,}", str(r["precision"]),
+    header = ("family", "arch", "MACs", "x teacher", "params", "prec", "latency_ms", "peak_ram_mb", "size_mb", "fits")
+    body = [(str(r["family"]), str(r["label"]), f"{r['macs']:,}",
+             "-" if r.get("compression_x") is None else f"{r['compression_x']:.3g}x", f"{r['params']:,}", str(r["precision"]),
              f"{r['latency_ms']:.3f}", f"{r['peak_ram_mb']:.2f}", f"{r['size_mb']:.3f}",
              "yes" if r["fits"] else "no (" + ",".join(r["over"]) + ")")  # type: ignore[arg-type]
             for r in rows]
@@ -37,6 +38,8 @@ def _format_table(rows: list[dict[str, object]]) -> str:
 @click.option("--latency-ms", type=float, default=None, help="Latency budget (overrides the profile).")
 @click.option("--memory-mb", type=float, default=None, help="Peak RAM budget (overrides the profile).")
 @click.option("--size-mb", type=float, default=None, help="Model file size budget (overrides the profile).")
+@click.option("--compress", default=None, metavar="RATIO",
+              help="With --teacher: teacher MACs / student MACs the student must reach (default 8x).")
 @click.option("--family", "families", multiple=True, help="Families to search, in preference order (repeatable).")
 @click.option("--teacher", type=click.Path(dir_okay=False), default=None, help="Teacher file: enables the pruned-teacher family.")
 @click.option("--teacher-entry-point", default=None, help="module:factory building the teacher for a state_dict file.")
@@ -45,25 +48,34 @@ def _format_table(rows: list[dict[str, object]]) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the chosen StudentSpec JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table and the choice as JSON.")
 def select(device: str, input_shape: str, classes: int, latency_ms: float | None, memory_mb: float | None,
-           size_mb: float | None, families: tuple[str, ...], teacher: str | None, teacher_entry_point: str | None,
+           size_mb: float | None, compress: str | None, families: tuple[str, ...], teacher: str | None, teacher_entry_point: str | None,
            trust_checkpoint: bool, profiles_dir: str | None, output: str | None, as_json: bool) -> None:
-    """Choose the student that fits DEVICE's latency, RAM and size budgets."""
+    """Choose the student that fits DEVICE's latency, RAM and size budgets.
+
+    With --teacher, the student must also be smaller than the teacher (MACs, parameters,
+    predicted latency) and at least --compress times cheaper in MACs (default 8x); of the
+    candidates left, the largest of the first family in preference order wins.
+    """
     from edgecompress.profiles import load_profile
     from edgecompress.select import finalize, run_selection
 
     profile = load_profile(device, profiles_dir)
     shape = parse_input_shape(input_shape)
-    module = None
+    module, ref = None, None
+    if compress is not None and not teacher:
+        raise SelectError("--compress needs --teacher (the ratio is teacher MACs / student MACs)")
     if teacher:
+        from edgecompress.cost.reference import teacher_reference
         from edgecompress.distill.teacher import load_teacher
 
         t = load_teacher(teacher, entry_point=teacher_entry_point, trust_checkpoint=trust_checkpoint)
         module = t.module
-        if module is None:
+        if module is None and "pruned-teacher" in families:
             raise SelectError(f"{teacher}: pruned-teacher needs an eager nn.Module teacher "
                               "(a state_dict with --teacher-entry-point, or a pickled module with --trust-checkpoint)")
+        ref = teacher_reference(t, shape)
     sel = run_selection(profile, shape, classes, latency_ms=latency_ms, memory_mb=memory_mb, size_mb=size_mb,
-                        families=families or None, teacher=module)
+                        families=families or None, teacher=module, teacher_cost=ref, compress=compress)
     spec = finalize(sel, profile)
     if output:
         spec.save(output)
@@ -76,8 +88,14 @@ def select(device: str, input_shape: str, classes: int, latency_ms: float | None
     click.echo(f"device {profile.name} ({profile.runtime.kind}), latency from {sel.latency_source}; "
                f"budgets: {b.latency_budget_ms:g} ms, {b.peak_ram_budget_mb:g} MB peak RAM, {b.model_size_budget_mb:g} MB file")
     click.echo(_format_table(rows))
+    if sel.teacher is not None:
+        t = sel.teacher
+        click.echo(f"teacher: {t.cost.macs:,} MACs, {t.cost.params:,} params"
+                   + (f", predicted {t.latency_ms:.3f} ms" if t.latency_ms is not None else "")
+                   + f"; compression target {sel.compress:g}x")
     c = sel.choice
-    click.echo(f"chosen: {c.spec.family} {c.label} ({c.cost.macs:,} MACs, {c.cost.params:,} params, {c.precision}, "
+    ratio = "" if c.compression_x is None else f"{c.compression_x:.1f}x fewer MACs than the teacher, "
+    click.echo(f"chosen: {c.spec.family} {c.label} ({ratio}{c.cost.macs:,} MACs, {c.cost.params:,} params, {c.precision}, "
                f"predicted {c.latency_ms:.3f} ms, {c.ram_mb:.2f} MB peak RAM, {c.size_mb:.3f} MB)")
     click.echo(f"arch: {c.spec.arch} width {c.spec.width_mult:g}")
     if output:

@@ -2,10 +2,10 @@
 
     from edgecompress.distill import DistillConfig, distill, load_teacher
     teacher = load_teacher("teacher.pt2")
-    ckpt = distill(teacher, spec, task, DistillConfig(method="anc+align"), "runs/distill")
+    ckpt = distill(teacher, spec, task, DistillConfig(method="kd+unlabeled"), "runs/distill")
 
 Methods (presets of loss weights, see :mod:`edgecompress.distill.config`): supervised, kd,
-fitnet, anc, anc+unlabeled, anc+align, anc-labelfree. Importing this package imports torch.
+kd+unlabeled, fm, fitnet, anc, anc+unlabeled, anc+align, anc-labelfree. Importing this package imports torch.
 """
 
 from edgecompress.distill.config import DiscRegularizer, DistillConfig, Method, Optimizer

@@ -19,6 +19,8 @@ from edgecompress.errors import ConfigError
 class Method(str, enum.Enum):
     SUPERVISED = "supervised"
     KD = "kd"
+    KD_UNLABELED = "kd+unlabeled"
+    FM = "fm"
     FITNET = "fitnet"
     ANC = "anc"
     ANC_UNLABELED = "anc+unlabeled"
@@ -50,6 +52,16 @@ TERMS = ("ce", "kd", "fitnet", "adv", "data", "align")
 _PRESETS: dict[Method, dict[str, Any]] = {
     Method.SUPERVISED: {"weights": {"ce": 1.0}, "use_unlabeled": False, "use_labels": True},
     Method.KD: {"weights": {"ce": 1.0, "kd": 1.0}, "use_unlabeled": False, "use_labels": True},
+    # Plain KD, but the teacher also labels the unlabeled pool: the baseline that decides
+    # whether the adversarial terms earn their keep.
+    Method.KD_UNLABELED: {"weights": {"ce": 1.0, "kd": 1.0}, "use_unlabeled": True, "use_labels": True},
+    # Function matching (Beyer et al. 2022, "A good teacher is patient and consistent"): the
+    # student matches the teacher's full output distribution (KL at T = 1) on the very image
+    # the teacher saw -- the same crop and flip, and mixup across labeled and pool rows, which
+    # fills the space between images with more points to match. Labels add cross-entropy on
+    # the labeled rows (with mixed targets when both rows of a pair are labeled).
+    Method.FM: {"weights": {"ce": 1.0, "kd": 1.0}, "use_unlabeled": True, "use_labels": True, "temperature": 1.0,
+                "mixup_alpha": 1.0},
     Method.FITNET: {"weights": {"ce": 1.0, "fitnet": 1.0}, "use_unlabeled": False, "use_labels": True},
     Method.ANC: {"weights": {"ce": 1.0, "adv": 0.1, "data": 1.0}, "use_unlabeled": False, "use_labels": True},
     Method.ANC_UNLABELED: {"weights": {"ce": 1.0, "adv": 0.1, "data": 1.0}, "use_unlabeled": True, "use_labels": True},
@@ -71,7 +83,7 @@ class DistillConfig:
     (0 switches a term off, a positive weight switches it on for any method).
     """
 
-    method: Method = Method.ANC_ALIGN
+    method: Method = Method.KD_UNLABELED  # the default chosen by benchmarks/compression_table.py
     epochs: int = 10
     batch_size: int = 64
     unlabeled_batch_size: int | None = None  # default: batch_size
@@ -91,7 +103,8 @@ class DistillConfig:
     align_weight: float | None = None
     use_unlabeled: bool | None = None
     use_labels: bool | None = None
-    temperature: float = 4.0
+    temperature: float | None = None  # KD temperature; None = the method's (4, or 1 for fm)
+    mixup_alpha: float | None = None  # Beta(a, a) mixup of every batch; 0 = off; None = the method's
     disc_regularizer: DiscRegularizer = DiscRegularizer.ADVERSARIAL_SAMPLES
     disc_reg_weight: float = 1e-4  # for the L1 / L2 weight penalties
     adv_dropout: float = 0.5
@@ -117,7 +130,8 @@ class DistillConfig:
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("lr", self.lr > 0, "> 0"),
             ("disc_lr", self.disc_lr > 0, "> 0"),
-            ("temperature", self.temperature > 0, "> 0"),
+            ("temperature", self.temperature is None or 0 < self.temperature <= 100, "in (0, 100]"),
+            ("mixup_alpha", self.mixup_alpha is None or 0 <= self.mixup_alpha <= 100, "in [0, 100]"),
             ("adv_dropout", 0 <= self.adv_dropout < 1, "in [0, 1)"),
             ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
         ]
@@ -149,6 +163,17 @@ class DistillConfig:
             if w > 0:
                 out[term] = float(w)
         return out
+
+    @property
+    def kd_temperature(self) -> float:
+        preset = _PRESETS[Method(self.method)].get("temperature", 4.0)
+        return float(preset if self.temperature is None else self.temperature)
+
+    @property
+    def mixup(self) -> float:
+        """The Beta(a, a) parameter of batch mixup (0: no mixup)."""
+        preset = _PRESETS[Method(self.method)].get("mixup_alpha", 0.0)
+        return float(preset if self.mixup_alpha is None else self.mixup_alpha)
 
     @property
     def unlabeled_used(self) -> bool:

@@ -32,6 +32,13 @@ class StepTensors:
     t_emb: torch.Tensor | None
     y: torch.Tensor | None  # labels of the first n_labeled rows
     n_labeled: int
+    mix: Mix | None = None  # the batch was mixed: row i = lam_i * x_i + (1 - lam_i) * x_perm[i]
+
+
+@dataclasses.dataclass
+class Mix:
+    perm: torch.Tensor  # partner row of every row
+    lam: torch.Tensor  # weight of the row's own image, per row
 
 
 LossFn = Callable[[StepTensors, DistillParts, DistillConfig], torch.Tensor]
@@ -52,14 +59,27 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 @register_loss("ce")
 def ce_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
-    return F.cross_entropy(t.s_logits[: t.n_labeled], t.y)
+    n = t.n_labeled
+    if t.mix is None:
+        return F.cross_entropy(t.s_logits[:n], t.y)
+    # Mixed batch: a labeled row's target is the mix of its own and its partner's labels; rows
+    # mixed with a pool image have no label for the rest of their pixels and sit this term out
+    # (the teacher-matching terms cover them).
+    perm, lam = t.mix.perm[:n], t.mix.lam[:n]
+    keep = perm < n
+    if not bool(keep.any()):
+        return t.s_logits.sum() * 0.0
+    logp = F.log_softmax(t.s_logits[:n][keep], dim=1)
+    own = -logp.gather(1, t.y[keep, None])[:, 0]
+    other = -logp.gather(1, t.y[perm[keep], None])[:, 0]
+    return (lam[keep] * own + (1 - lam[keep]) * other).mean()
 
 
 @register_loss("kd")
 def kd_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     # Hinton et al.: the soft-target gradients scale as 1/T^2, so multiply by T^2 to keep the
     # term's magnitude comparable to cross-entropy whatever temperature is chosen.
-    T = cfg.temperature
+    T = cfg.kd_temperature
     log_p_s = F.log_softmax(t.s_logits / T, dim=1)
     log_p_t = F.log_softmax(t.t_logits / T, dim=1)
     return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (T * T)

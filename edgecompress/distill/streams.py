@@ -129,6 +129,29 @@ class Streams:
         return torch.cat(xs) if len(xs) > 1 else xs[0], y, n_labeled
 
 
+def mix_batch(x: torch.Tensor, alpha: float, seed: int) -> tuple[torch.Tensor, Any]:
+    """Mixup of a whole batch, labeled and pool rows alike: row i becomes
+    ``lam_i * x_i + (1 - lam_i) * x_perm[i]`` with ``lam_i ~ Beta(alpha, alpha)`` (folded to
+    >= 0.5, so every row stays mostly itself and its label, when it has one, stays the major
+    part of its target). Seeded by position in the run: exact on resume. Returns the mixed
+    batch and a :class:`~edgecompress.distill.losses.Mix` (None when ``alpha`` is 0)."""
+    if alpha <= 0 or x.shape[0] < 2:
+        return x, None
+    from edgecompress.distill.losses import Mix
+
+    g = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=g)
+    beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+    # Beta sampling draws from the global generator: sample under a fork seeded like the rest.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        lam = beta.sample((n,))
+    lam = torch.maximum(lam, 1 - lam)
+    shape = (n,) + (1,) * (x.dim() - 1)
+    return lam.view(shape) * x + (1 - lam.view(shape)) * x[perm], Mix(perm, lam)
+
+
 def stack_dataset(ds: Any, batch: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole (small, un-augmented) evaluation split as two tensors."""
     if isinstance(ds, TensorDataset):

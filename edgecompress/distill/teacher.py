@@ -69,6 +69,11 @@ class Teacher:
     def feature_names(self) -> list[str]:
         return []
 
+    def parameter_count(self) -> int:
+        """Weights the teacher holds (what a student is compressed against)."""
+        module = self.module
+        return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
     @property
     def has_embedding(self) -> bool:
         return True
@@ -185,6 +190,9 @@ class TorchScriptTeacher(Teacher):
     def has_embedding(self) -> bool:
         return self._has_ff
 
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self._module.parameters())
+
     def _run(self, x: torch.Tensor) -> TeacherOutput:
         if self._has_ff:
             emb = self._module.forward_features(x)
@@ -239,6 +247,9 @@ class ExportedTeacher(Teacher):
     @property
     def input_shape(self) -> tuple[int, int, int] | None:
         return self._input_shape  # type: ignore[return-value]
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self._gm.parameters())
 
     @property
     def module(self) -> nn.Module | None:

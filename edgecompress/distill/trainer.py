@@ -24,11 +24,11 @@ from tqdm import tqdm
 from edgecompress.artifacts import Checkpoint, StudentSpec, atomic_write_text, sha256_file
 from edgecompress.distill import distributed as D
 from edgecompress.distill.config import DistillConfig
-from edgecompress.distill.losses import LOSSES, StepTensors, anc_disc_loss, anc_features, domain_disc_loss
+from edgecompress.distill.losses import LOSSES, Mix, StepTensors, anc_disc_loss, anc_features, domain_disc_loss
 from edgecompress.distill.preflight import check_inputs, check_student
 from edgecompress.distill.setup import Run, build_run, fingerprint, make_streams, student_forward, student_params
 from edgecompress.distill.state import load_state, rng_state, save_state, save_weights, set_rng_state
-from edgecompress.distill.streams import mix_seed, stack_dataset
+from edgecompress.distill.streams import mix_batch, mix_seed, stack_dataset
 from edgecompress.distill.teacher import Teacher
 from edgecompress.errors import DistillError
 
@@ -48,8 +48,11 @@ def _check_finite(values: torch.Tensor, names: list[str], where: str) -> None:
 # --------------------------------------------------------------------------- the two steps
 
 
-def student_step(run: Run, x: torch.Tensor, y: torch.Tensor | None, n_labeled: int, where: str) -> tuple[StepTensors, torch.Tensor]:
-    """One optimizer step of the student (and its adapters) on the weighted loss terms."""
+def student_step(run: Run, x: torch.Tensor, y: torch.Tensor | None, n_labeled: int, where: str,
+                 mix: Mix | None = None) -> tuple[StepTensors, torch.Tensor]:
+    """One optimizer step of the student (and its adapters) on the weighted loss terms. The
+    teacher sees exactly the (augmented, possibly mixed) images the student sees: consistent
+    views, the condition under which matching the teacher's function transfers it."""
     run.student.train()
     t_logits = t_emb = None
     if run.teacher is not None and any(k in run.weights for k in ("kd", "fitnet", "adv", "data")):
@@ -59,7 +62,8 @@ def student_step(run: Run, x: torch.Tensor, y: torch.Tensor | None, n_labeled: i
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda" else contextlib.nullcontext()
     with autocast:
         s_logits, s_emb, s_low = student_forward(run, x)
-        t = StepTensors(s_logits.float(), s_emb.float(), s_low, t_logits, t_emb, None if y is None else y.to(run.device), n_labeled)
+        t = StepTensors(s_logits.float(), s_emb.float(), s_low, t_logits, t_emb, None if y is None else y.to(run.device), n_labeled,
+                        None if mix is None else Mix(mix.perm.to(run.device), mix.lam.to(run.device)))
         terms = {name: LOSSES[name](t, run.parts, run.cfg) for name in run.weights}
     values = torch.stack([v.detach().float() for v in terms.values()])
     _check_finite(values, list(terms), where)
@@ -195,8 +199,9 @@ def distill(
                 # Dropout and other model randomness seeded by position: exact replay on resume.
                 seed_step(mix_seed(cfg.seed, epoch, step, dist.rank, 3))
                 x, y, n_labeled = streams.batch(epoch, step)
+                x, mix = mix_batch(x, cfg.mixup, mix_seed(cfg.seed, epoch, step, dist.rank, 5))
                 where = f"epoch {epoch + 1} step {step + 1}"
-                t, values = student_step(run, x, y, n_labeled, where)
+                t, values = student_step(run, x, y, n_labeled, where, mix)
                 d = discriminator_step(run, t, where)
                 sums += values
                 disc_sum += 0.0 if d is None else float(d)

@@ -105,12 +105,13 @@ def _section_selection(s: dict[str, Any]) -> str:
     sel = s["selection"]
     cands = sel.get("candidates", [])
     shown = _shortlist(cands)
-    headers = ["family", "student", "MMACs", "params", "pred. latency ms", "peak RAM MB", "size MB", "fits"]
+    headers = ["family", "student", "MMACs", "× fewer than teacher", "params", "pred. latency ms", "peak RAM MB", "size MB", "fits"]
     rows = [
         [
             _e(c["family"]),
             f"<code title='{_e(c['arch'])}'>{_e(c.get('label', c['arch']))}</code>",
             _fmt(c["macs"] / 1e6),
+            "–" if c.get("compression_x") is None else f"{c['compression_x']:.3g}×",
             _fmt(c["params"]),
             _fmt(c.get("latency_ms")),
             _fmt(c.get("peak_ram_mb")),
@@ -131,6 +132,37 @@ def _section_selection(s: dict[str, Any]) -> str:
         + f"<p class='sub'>{len(shown)} of {len(cands)} candidates shown: per family the largest that fit and the "
         "smallest that do not (all of them are in summary.json).</p>"
         + _table(headers, rows, classes)
+    )
+
+
+def _section_compression(s: dict[str, Any]) -> str:
+    c = s.get("compression")
+    if not c:
+        return ""
+    t, st = c["teacher"], c["student"]
+
+    def x(v: Any) -> str:
+        return "–" if v is None else f"{v:.1f}×"
+
+    def mb(v: Any) -> str:
+        return "–" if v is None else _fmt(v / 2**20)
+
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{100 * v:.1f}%"
+
+    rows = [
+        ["MACs", _fmt(t["macs"]), _fmt(st["macs"]), x(c["macs_x"])],
+        ["parameters", _fmt(t["params"]), _fmt(st["params"]), x(c["params_x"])],
+        [f"file size MB ({_e(t.get('precision'))}, predicted)", mb(t.get("size_bytes")), mb(st.get("size_bytes")), x(c["size_x"])],
+        ["predicted latency ms", _fmt(t.get("predicted_latency_ms")), _fmt(st.get("predicted_latency_ms")), x(c["latency_x"])],
+        ["test accuracy", pct(t.get("test_acc")), pct(st.get("test_acc")),
+         "–" if c.get("acc_delta_pt") is None else f"{c['acc_delta_pt']:+.2f} pt"],
+        ["top-1 agreement with the teacher", "", pct(st.get("test_agreement")), ""],
+    ]
+    return (
+        "<h2>Student vs teacher</h2>"
+        f"<p>Compression target {x(c.get('target_x'))} in MACs (teacher / student); ratios are teacher over student.</p>"
+        + _table(["", "teacher", "student", "ratio"], rows)
     )
 
 
@@ -223,7 +255,10 @@ def _section_env(s: dict[str, Any]) -> str:
 def _cards(s: dict[str, Any]) -> str:
     v = s.get("verdict", {})
     tr = s["training"].get("final", {})
+    comp = s.get("compression") or {}
     cards = [
+        *([("compression", f"{comp['macs_x']:.3g}× fewer MACs<br><span class='sub'>target {comp.get('target_x') or 0:g}×</span>")]
+          if comp.get("macs_x") else []),
         ("student accuracy", _fmt(tr.get("test_acc", tr.get("val_acc")), 4)),
         ("teacher accuracy", _fmt(tr.get("teacher_test_acc", tr.get("teacher_val_acc")), 4)),
         ("latency", f"{_fmt(v.get('latency_ms'))} ms<br>{_okbad(v.get('latency_ok'))}"),
@@ -242,6 +277,7 @@ def render_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
         f"<p class='sub'>{_e(summary.get('headline', ''))}</p>"
         + _cards(summary)
         + _section_profile(summary)
+        + _section_compression(summary)
         + _section_selection(summary)
         + _section_training(summary)
         + _section_parity(summary)

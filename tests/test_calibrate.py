@@ -104,6 +104,21 @@ def test_calibrate_cli_measures_real_models_and_adds(host, tmp_path: Path) -> No
     assert pred.coefficients("onnxruntime-cpu", "fp32")[1] == "calibrated (n=3)"
 
 
+@pytest.mark.slow
+@pytest.mark.tflite
+@pytest.mark.parametrize("key", ["tflite-xnnpack:int8", "tflite-xnnpack:fp32"])
+def test_calibrate_cli_tflite_through_onnx2tf_and_litert(host, tmp_path: Path, key: str) -> None:
+    """The TFLite path end to end: a real onnx2tf conversion and LiteRT timing of one tiny probe
+    (it once broke when onnx2tf's output file names changed, and nothing noticed)."""
+    pytest.importorskip("onnx2tf")
+    out = tmp_path / "cal.json"
+    res = CliRunner().invoke(cli, ["calibrate", "--device", host.source, "--probes", "1", "--runtime", key, "--input", "3x8x8",
+                                   "--runs", "10", "--warmup", "2", "--repeats", "1", "--output", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads(out.read_text())
+    assert saved["measurements"] and all(m["latency_ms"] > 0 for m in saved["measurements"])
+
+
 def test_calibrate_cli_rejects_bad_runtime(host) -> None:
     res = CliRunner().invoke(cli, ["calibrate", "--device", host.source, "--runtime", "tensorrt:fp32"])
     assert res.exit_code == 2 and "not allowed" in res.output

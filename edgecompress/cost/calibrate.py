@@ -80,7 +80,8 @@ def _tflite(onnx_fp32: Path, calib: np.ndarray, precision: str, out_dir: Path) -
     folder = run_onnx2tf(onnx_fp32, work / "o2t", calib, layout="nhwc", integer=precision == "int8", dynamic=False,
                          io_dtype="int8", timeout_s=900, log_path=out_dir / "onnx2tf.log")
     name = {"int8": "full_integer_quant", "fp32": "float32"}[precision]
-    path = folder / f"model_{name}.tflite"
+    # onnx2tf names its outputs after the ONNX file's stem (model_fp32 -> model_fp32_float32.tflite)
+    path = folder / f"{onnx_fp32.stem}_{name}.tflite"
     if not path.is_file():
         raise CalibrationError(f"onnx2tf wrote no {path.name} (log: {out_dir / 'onnx2tf.log'})")
     final = out_dir / f"model_{precision}.tflite"

@@ -65,20 +65,24 @@ def cells(tasks: list[str], seeds: int) -> list[dict[str, Any]]:
     return out
 
 
-def student_spec(task_name: str, family: str, task: Any, teacher_module: Any) -> Any:
-    """The largest candidate of ``family`` at >= COMPRESS x fewer MACs (device budgets lifted)."""
+def student_spec(family: str, task: Any, teacher_module: Any) -> Any:
+    """The largest candidate of ``family`` (``"family"``: of the first in FAMILY_ORDER that has
+    one) at >= COMPRESS x fewer MACs, with the device budgets lifted."""
     from edgecompress.errors import SelectError
     from edgecompress.profiles import load_profile
     from edgecompress.select import select_student
 
-    for fam in FAMILY_ORDER if family == "family" else (family,):
+    def pick(fam: str) -> Any:
+        return select_student(load_profile("host"), task.input_shape, task.num_classes, latency_ms=1e6, memory_mb=1e6,
+                              size_mb=1e6, families=(fam,), teacher=teacher_module, compress=COMPRESS)
+
+    fams = FAMILY_ORDER if family == "family" else (family,)
+    for fam in fams[:-1]:
         try:
-            return select_student(load_profile("host"), task.input_shape, task.num_classes, latency_ms=1e6, memory_mb=1e6,
-                                  size_mb=1e6, families=(fam,), teacher=teacher_module, compress=COMPRESS)
+            return pick(fam)
         except SelectError:
-            if fam == (FAMILY_ORDER if family == "family" else (family,))[-1]:
-                raise
-    raise AssertionError("unreachable")
+            continue
+    return pick(fams[-1])
 
 
 def run_cell(cell: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -94,7 +98,7 @@ def run_cell(cell: dict[str, Any], work: Path) -> dict[str, Any]:
     norm = {"mean": tuple(info["mean"]), "std": tuple(info["std"])}
     frac = cell["fraction"] or 1.0
     task = load_task(t["data"], unlabeled=t["pool"], labeled_fraction=frac, seed=cell["seed"], progress=False, **norm)
-    spec = student_spec(cell["task"], cell["student"], task, teacher.module)
+    spec = student_spec(cell["student"], task, teacher.module)
     b = t["batch"]
     cfg = DistillConfig(method=cell["method"], epochs=t["epochs"], steps_per_epoch=t["steps"], batch_size=b,
                         unlabeled_batch_size=2 * b if cell["method"] == "anc-labelfree" else b, seed=cell["seed"])
@@ -131,7 +135,6 @@ def worker(part: int, jobs: int, tasks: list[str], seeds: int, work: Path) -> No
 def aggregate(results: list[dict[str, Any]], default_method: str) -> dict[str, Any]:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in results:
-        r = {**r, "student": r["family"]}  # "family" cells are reported under the family they resolved to
         groups.setdefault((r["task"], r["student"], r["fraction"], r["method"]), []).append(r)
     rows = []
     for (task, student, frac, method), rs in groups.items():
@@ -281,7 +284,7 @@ def main() -> None:
     if any(p.wait() != 0 for p in procs):
         sys.exit("a worker failed; finished cells are kept in --work, run again to resume")
     results = [json.loads(line) for i in range(args.jobs) for line in (work / f"part-{i}.jsonl").read_text().splitlines()]
-    results = [{**r, "student": r["family"]} for r in results]
+    results = [{**r, "student": r["family"]} for r in results]  # "family" cells: under the family they resolved to
     from edgecompress.bench.device_runner import cpu_model
     from edgecompress.distill.config import DistillConfig
     from edgecompress.runconfig import DEMO_METHOD

@@ -163,17 +163,12 @@ def teacher_ref(cost: ReferenceCost, profile: DeviceProfile, predictor: LatencyP
     return TeacherRef(cost, precision, ms, ram, size / MB)
 
 
-def _over_teacher(cost: ModelCost, ms: float, ref: TeacherRef | None, compress: float | None) -> tuple[str, ...]:
-    """Reasons a candidate is not a compression of the teacher."""
-    if ref is None:
-        return ()
-    over = []
+def _over_teacher(cost: ModelCost, ms: float, ratio: float, ref: TeacherRef, compress: float | None) -> tuple[str, ...]:
+    """Reasons a candidate is not a compression of the teacher (``ratio`` = teacher MACs / its MACs)."""
     t = ref.cost
     if cost.macs >= t.macs or cost.params >= t.params or (ref.latency_ms is not None and ms >= ref.latency_ms):
-        over.append("teacher-size")
-    elif compress is not None and t.macs / max(1, cost.macs) < compress:
-        over.append("compress")
-    return tuple(over)
+        return ("teacher-size",)
+    return ("compress",) if compress is not None and ratio < compress else ()
 
 
 def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, int], num_classes: int, budget: Budgets,
@@ -204,8 +199,10 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
             size = cost.size_bytes[precision] / MB
             over = tuple(n for n, bad in (("latency", ms > budget.latency_budget_ms), ("ram", ram > budget.peak_ram_budget_mb),
                                           ("size", size > budget.model_size_budget_mb)) if bad)
-            over += _over_teacher(cost, ms, ref, compress)
-            ratio = ref.cost.macs / max(1, cost.macs) if ref is not None else None
+            ratio = None
+            if ref is not None:
+                ratio = ref.cost.macs / max(1, cost.macs)
+                over += _over_teacher(cost, ms, ratio, ref, compress)
             out.append(Candidate(spec, cost, precision, ms, ram, size, not over, over, ratio))
     return out
 
@@ -278,12 +275,12 @@ def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_clas
     if teacher_cost is None and teacher is not None:
         teacher_cost = module_reference(teacher, shape)
     ref = teacher_ref(teacher_cost, profile, predictor) if teacher_cost is not None else None
-    if ref is not None and target is None:
-        target = DEFAULT_COMPRESS
+    # A target only means something against a teacher; with one, it defaults to DEFAULT_COMPRESS.
+    target = None if ref is None else (target or DEFAULT_COMPRESS)
     cands = enumerate_candidates(profile, shape, num_classes, budget, fams, teacher, predictor, ref, target)
-    choice = choose(cands, fams, budget, target if ref is not None else None)
+    choice = choose(cands, fams, budget, target)
     _, source = predictor.coefficients(profile.runtime.kind, choice.precision)
-    return Selection(choice, tuple(cands), budget, source, ref, target if ref is not None else None)
+    return Selection(choice, tuple(cands), budget, source, ref, target)
 
 
 def select_student(profile: DeviceProfile, input_shape: tuple[int, ...], num_classes: int, *,

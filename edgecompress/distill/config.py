@@ -164,26 +164,27 @@ class DistillConfig:
                 out[term] = float(w)
         return out
 
+    def _or_preset(self, field: str, default: Any = None) -> Any:
+        """The field's value when set, else the method preset's (``default`` where the preset is silent)."""
+        value = getattr(self, field)
+        return _PRESETS[Method(self.method)].get(field, default) if value is None else value
+
     @property
     def kd_temperature(self) -> float:
-        preset = _PRESETS[Method(self.method)].get("temperature", 4.0)
-        return float(preset if self.temperature is None else self.temperature)
+        return float(self._or_preset("temperature", 4.0))
 
     @property
     def mixup(self) -> float:
         """The Beta(a, a) parameter of batch mixup (0: no mixup)."""
-        preset = _PRESETS[Method(self.method)].get("mixup_alpha", 0.0)
-        return float(preset if self.mixup_alpha is None else self.mixup_alpha)
+        return float(self._or_preset("mixup_alpha", 0.0))
 
     @property
     def unlabeled_used(self) -> bool:
-        preset = _PRESETS[Method(self.method)]["use_unlabeled"]
-        return bool(preset if self.use_unlabeled is None else self.use_unlabeled)
+        return bool(self._or_preset("use_unlabeled"))
 
     @property
     def labels_used(self) -> bool:
-        preset = _PRESETS[Method(self.method)]["use_labels"]
-        return bool(preset if self.use_labels is None else self.use_labels)
+        return bool(self._or_preset("use_labels"))
 
     # ---------------------------------------------------------------- JSON
 

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgecompress.artifacts import atomic_write_text
+from edgecompress.bench.device_runner import cpu_model
 from edgecompress.data import SplitDataset, TaskData, load_task
 
 RESULTS = Path(__file__).parent / "results"
@@ -160,6 +162,7 @@ def run(task: TaskData, args: argparse.Namespace, t_start: float, cpu_start: flo
         summary[key] = {"mean": m, "std": s}
     result = {
         "benchmark": "data_shift",
+        "command": "python benchmarks/data_shift.py " + " ".join(sys.argv[1:]),
         "question": "accuracy on the curated shapes test set lost by training on the shifted pool instead",
         "setup": {
             "n_train_per_arm": args.n_train,
@@ -183,7 +186,7 @@ def run(task: TaskData, args: argparse.Namespace, t_start: float, cpu_start: flo
             "note": "shared 2-core VM, other jobs running; 1 torch thread; wall times are indicative only",
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
         },
         "wall_s": time.perf_counter() - t_start,
         "cpu_s": time.process_time() - cpu_start,
@@ -202,6 +205,8 @@ def to_markdown(r: dict) -> str:
 
     lines = [
         "# Data shift: curated `shapes` vs the `shapes-pool` style",
+        "",
+        f"Command: `{r['command']}` on {r['machine']['cpu']}.",
         "",
         f"Same CNN ({s['model']}, {s['params']:,} params), same recipe ({s['optimizer']}, {s['epochs']} epochs, "
         f"{s['augmentation']}), {s['n_train_per_arm']} training images per arm, {s['seeds']} seeds. "

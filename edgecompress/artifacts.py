@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -43,6 +44,23 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN / inf float replaced by None: strict JSON has no such numbers,
+    and a parser that rejects ``Infinity`` must still read every file a run writes."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def strict_dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that never writes ``NaN`` / ``Infinity`` (see :func:`finite`)."""
+    return json.dumps(finite(value), allow_nan=False, **kwargs)
 
 
 def _type_name(tp: Any) -> str:
@@ -188,7 +206,7 @@ class Artifact:
         return {"kind": self.kind, "schema_version": SCHEMA_VERSION, **_encode(self)}
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+        return strict_dumps(self.to_dict(), indent=indent, sort_keys=False)
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
@@ -235,8 +253,11 @@ class Artifact:
 class Preprocessing(Artifact):
     """Exactly how raw pixels become the model input; export, parity and device runners reuse it.
 
-    Raw images are float32 in [0, 1] (uint8 / 255) with shape (C, H, W) after resizing to
-    ``input_shape``; the model sees ``(x - mean[c]) / std[c]``.
+    Raw RGB uint8 images are scaled by ``pixel_scale`` (1/255: values in [0, 1]; 1: in
+    [0, 255]), converted to ``input_shape``'s channel count, put in ``channel_order`` ("rgb" or
+    "bgr") and resized to ``input_shape`` with ``resize`` ("bilinear" or "nearest"); the model
+    sees ``(x - mean[c]) / std[c]``, with mean/std in the scaled units and channel order.
+    ``source`` says where mean/std came from (the data, the teacher's file, an option).
     """
 
     kind: ClassVar[str] = "preprocessing"
@@ -245,6 +266,8 @@ class Preprocessing(Artifact):
     std: tuple[float, ...]
     resize: str = "bilinear"
     pixel_scale: float = 1.0 / 255.0
+    channel_order: str = "rgb"
+    source: str = "data"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,6 +350,24 @@ class InputSpec(Artifact):
 
 
 @dataclasses.dataclass(frozen=True)
+class QuantAttempt(Artifact):
+    """One step of accuracy-aware int8 quantization and what it did to the parity numbers."""
+
+    kind: ClassVar[str] = "quant_attempt"
+    step: str  # ptq | calibration | sensitivity | mixed-precision
+    description: str  # one line a person reads in the report
+    settings: dict[str, Any]
+    top1_agreement: float
+    acc_delta_pt: float
+    max_abs_diff: float | None
+    size_bytes: int
+    passed: bool
+    float_share: float = 0.0  # share of the weights kept in float (the size cost of mixed precision)
+    seconds: float = 0.0
+    chosen: bool = False  # the attempt whose file the export kept (the best one)
+
+
+@dataclasses.dataclass(frozen=True)
 class ExportArtifact(Artifact):
     kind: ClassVar[str] = "export_artifact"
     path: str
@@ -340,6 +381,8 @@ class ExportArtifact(Artifact):
     export_s: float | None = None
     checkpoint_sha256: str | None = None
     log: str | None = None
+    # int8 only: every quantization attempt, in order, when the first one missed the gate.
+    attempts: tuple[QuantAttempt, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,6 +416,46 @@ class LatencyStats(Artifact):
 
 
 @dataclasses.dataclass(frozen=True)
+class DeviceState:
+    """What the device reported about its own heat and clocks (empty where unreadable)."""
+
+    temperatures_c: dict[str, float] = dataclasses.field(default_factory=dict)  # thermal zone -> C
+    governors: dict[str, str] = dataclasses.field(default_factory=dict)  # cpuN -> governor
+    freqs_mhz: dict[str, float] = dataclasses.field(default_factory=dict)  # cpuN -> current MHz
+    raw: str = ""  # e.g. Android's `dumpsys thermalservice`, kept as printed
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowStats:
+    num_runs: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SustainedStats:
+    """A sustained run: latency over time, first window vs last window (bench --sustained)."""
+
+    duration_s: float
+    window_s: float  # 60 s for runs of 3 minutes or more, else a tenth of the run
+    first: WindowStats
+    last: WindowStats
+    t_s: tuple[float, ...] = ()  # end of each time slice
+    p50_ms: tuple[float, ...] = ()  # per slice
+    p99_ms: tuple[float, ...] = ()
+    sampled: bool = False  # the overall latency comes from a uniform sample of the runs
+
+    @property
+    def drift_p50_pct(self) -> float:
+        return (self.last.p50_ms / self.first.p50_ms - 1.0) * 100.0 if self.first.p50_ms else 0.0
+
+    @property
+    def drift_p99_pct(self) -> float:
+        return (self.last.p99_ms / self.first.p99_ms - 1.0) * 100.0 if self.first.p99_ms else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class BenchmarkResult(Artifact):
     kind: ClassVar[str] = "benchmark_result"
     device: str
@@ -392,6 +475,16 @@ class BenchmarkResult(Artifact):
     samples_ms: tuple[float, ...] = ()
     raw_output: str | None = None  # path of the raw tool output kept beside the JSON
     op_profile: tuple[dict[str, Any], ...] = ()
+    # Non-empty when the runner saw it ran under an emulator (qemu-user): then the latency is
+    # the emulator's, not a device latency, and calibration refuses it.
+    emulated: str = ""
+    cooldown_s: float = 0.0
+    state_before: DeviceState | None = None
+    state_after: DeviceState | None = None
+    sustained: SustainedStats | None = None
+    # The parity gate re-run on this device's own kernels (build --host): XNNPACK's ARM int8
+    # paths are different code from the x86 ones the export-time gate ran.
+    device_parity: ParityReport | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,8 +21,12 @@ from edgecompress.artifacts import (
     ExportArtifact,
     StudentSpec,
     atomic_write_text,
+    strict_dumps,
 )
+from edgecompress.export.deploy import check_require
+from edgecompress.export.worker import reap_work_folders
 from edgecompress.profiles import DeviceProfile, load_profile
+from edgecompress.runcheck import check_device, check_out_folder, with_budget_overrides
 from edgecompress.runconfig import RunConfig
 from edgecompress.stages import StageCache, file_fingerprint
 
@@ -44,33 +48,105 @@ def export_plan(profile: DeviceProfile) -> tuple[list[str], list[str]]:
     return [fmt], list(profile.runtime.precisions)
 
 
-def _prepare(cfg: RunConfig) -> tuple[DeviceProfile, Any, Any, Path, Any]:
-    """Load and cross-check everything that can fail on bad input, before any training."""
+def _prepare(cfg: RunConfig, profile: DeviceProfile, quiet: bool = True) -> tuple[Any, Any, Path, Any, dict[str, Any]]:
+    """Load and cross-check teacher and data (everything that can fail on bad input), before
+    any training and before the run folder is written. Also returns the preprocessing record
+    (what is in force, where it came from, the normalization check)."""
     from edgecompress.artifacts import StudentSpec
-    from edgecompress.data import load_task
     from edgecompress.distill import DistillConfig, demo_teacher, demo_teacher_info, load_teacher
+    from edgecompress.distill.norm_check import check_normalization, mismatch_error
     from edgecompress.distill.preflight import check_inputs
+    from edgecompress.preprocess_options import PreprocessOptions, teacher_file_options
 
-    profile = load_profile(cfg.device, cfg.profiles_dir)
     assert cfg.data is not None and cfg.labeled_fraction is not None
-    overrides = {"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch}
+    overrides = {"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
+                 "teacher_feature": cfg.teacher_feature, "student_feature": cfg.student_feature}
     dcfg = DistillConfig(method=cfg.method, seed=cfg.seed, **{k: v for k, v in overrides.items() if v is not None})
-    norm: dict[str, Any] = {}
-    if cfg.teacher is not None:  # a user's teacher file is checked before the (slower) data load
+    declared = cfg.preprocess_options()
+    load_args: dict[str, Any] = {"entry_point": cfg.entry_point, "entry_point_kwargs": cfg.entry_point_kwargs,
+                                 "trust_checkpoint": cfg.trust_checkpoint, "output": cfg.teacher_output}
+    teacher = None
+    if cfg.teacher is not None:
         teacher_path = Path(cfg.teacher)
-        teacher = load_teacher(teacher_path, entry_point=cfg.entry_point, trust_checkpoint=cfg.trust_checkpoint)
+        opts = declared.over(teacher_file_options(teacher_path)) if teacher_path.is_file() else declared
+        if cfg.entry_point is None:  # checked before the (slower) data load; a factory may need the class count
+            teacher = load_teacher(teacher_path, **load_args)
     else:
         teacher_path = demo_teacher(cfg.data)
         teacher = load_teacher(teacher_path)
         info = demo_teacher_info(cfg.data)
         # The student must see inputs normalized exactly as the teacher was trained.
-        norm = {"mean": tuple(info["mean"]), "std": tuple(info["std"])}
-    task = load_task(cfg.data, unlabeled=cfg.unlabeled, labeled_fraction=cfg.labeled_fraction, seed=cfg.seed, **norm)
-    # Teacher vs data (input size, classes) and method vs data, with a spec that only carries
-    # the task's shape: the chosen student is checked again after selection.
+        opts = declared.over(PreprocessOptions(mean=tuple(info["mean"]), std=tuple(info["std"]), source="demo teacher"))
+    task = _load_task(cfg, opts, teacher)
+    if teacher is None:
+        teacher = load_teacher(teacher_path, **load_args, num_classes=task.num_classes)
+    teacher.num_classes = task.num_classes
+    # Teacher vs data (input size, classes, finite outputs on real images) and method vs data,
+    # with a spec that only carries the task's shape: the chosen student is checked again after selection.
     probe_spec = StudentSpec(family="-", arch="-", input_shape=task.input_shape, num_classes=task.num_classes)
     check_inputs(teacher, probe_spec, task, dcfg)
-    return profile, task, teacher, teacher_path, dcfg
+    check = check_normalization(teacher, task, opts)
+    record = {"preprocessing": task.preprocessing.to_dict(), "check": check.to_dict(), "auto_normalized": False}
+    if check.better is not None:
+        if not cfg.auto_normalize:
+            raise mismatch_error(check, str(teacher_path))
+        opts = check.better.over(opts)
+        _log(f"[prepare] --auto-normalize: teacher accuracy {check.current['acc']:.1f}% -> "
+             f"{check.candidates[0]['acc']:.1f}% with {check.candidates[0]['label']}; using it", quiet)
+        task = _load_task(cfg, opts, teacher)
+        record.update(preprocessing=task.preprocessing.to_dict(), auto_normalized=True)
+    return task, teacher, teacher_path, dcfg, record
+
+
+def _raw_input_artifacts(artifacts: list[ExportArtifact], task: Any, exp_dir: Path, quiet: bool) -> None:
+    """``--raw-input``: each ONNX artifact again with the preprocessing folded in, checked on raw
+    pixels of the validation split; written to export/raw_input.json (TFLite: not yet)."""
+    import numpy as np
+
+    from edgecompress.export.raw_input import fold_preprocessing, raw_parity, raw_pixels
+
+    val = task.val
+    frames = raw_pixels(val.source, val.indices, task.preprocessing)
+    labels = np.asarray(val.source.labels[val.indices])
+    rows = []
+    for art in artifacts:
+        if art.format != "onnx":
+            continue
+        src = Path(art.path)
+        raw = fold_preprocessing(src, task.preprocessing, src.with_name(f"{src.stem}_raw_uint8.onnx"))
+        row = raw_parity(src, raw, task.preprocessing, frames, labels)
+        _log(f"[export] {raw.name}: uint8 RGB in, top-1 agreement {row.agreement:.2f}% with {src.name} "
+             f"on {row.samples} raw frames (accuracy {row.acc:.1f}% vs {row.source_acc:.1f}%)", quiet)
+        rows.append(row.to_dict())
+    if not rows:
+        _log("[export] --raw-input: only ONNX artifacts can take raw pixels so far; this profile exports none", quiet)
+    atomic_write_text(exp_dir / "raw_input.json", strict_dumps(rows, indent=2))
+
+
+def _prunable(teacher: Any, input_shape: tuple[int, int, int]) -> tuple[Any, str | None]:
+    """The teacher's eager module when it can be channel-pruned, else (None, why)."""
+    from edgecompress.errors import ConfigError
+    from edgecompress.students.pruning import channel_graph
+
+    module = teacher.module
+    if module is None:
+        return None, getattr(teacher, "lift_note", None) or f"a {teacher.format} teacher has no eager module to prune"
+    try:
+        channel_graph(module, input_shape)
+    except ConfigError as exc:
+        return None, str(exc).split("; the teacher cannot be pruned")[0]
+    return module, None
+
+
+def _load_task(cfg: RunConfig, opts: Any, teacher: Any) -> Any:
+    """The task, preprocessed as ``opts`` declare, at the teacher's input size when it has one."""
+    from edgecompress.data import load_task
+
+    declared_shape = getattr(teacher, "input_shape", None) if teacher is not None else None
+    size = opts.input_size or (tuple(declared_shape[1:]) if declared_shape else None)
+    assert cfg.data is not None and cfg.labeled_fraction is not None
+    return load_task(cfg.data, unlabeled=cfg.unlabeled, labeled_fraction=cfg.labeled_fraction, seed=cfg.seed,
+                     strict=cfg.strict, input_size=size, **opts.task_kwargs())
 
 
 def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool = False, **options: Any) -> BuildReport:
@@ -79,10 +155,13 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     cfg = dataclasses.replace(config or RunConfig(), **options).resolved()
     assert cfg.out is not None
     run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "run_config.json", json.dumps(cfg.to_dict(), indent=2))
-
-    profile, task, teacher, teacher_path, dcfg = _prepare(cfg)
+    # Validate everything, then write: cheap checks first (no teacher or data needed), then
+    # teacher, data and the student choice; the run folder is created only after all passed.
+    profile = with_budget_overrides(load_profile(cfg.device, cfg.profiles_dir), cfg)
+    check_out_folder(run_dir)
+    check_device(cfg, profile, export_plan(profile)[0][0])
+    check_require(cfg.require, profile.runtime.precisions, profile.name)
+    task, teacher, teacher_path, dcfg, prep_record = _prepare(cfg, profile, quiet)
     cache = StageCache(run_dir, force=force)
     base_key = {
         "edgecompress": __version__,
@@ -90,7 +169,8 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         "data": [cfg.data, file_fingerprint(cfg.data), cfg.unlabeled, file_fingerprint(cfg.unlabeled)],
         "labeled_fraction": cfg.labeled_fraction,
         "seed": cfg.seed,
-        "teacher": file_fingerprint(teacher_path),
+        "teacher": [file_fingerprint(teacher_path), cfg.entry_point, cfg.entry_point_kwargs, cfg.teacher_output],
+        "preprocessing": task.preprocessing.to_dict(),
     }
 
     # 1. select -------------------------------------------------------------------------
@@ -99,38 +179,56 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     spec_path = run_dir / "spec.json"
     cand_path = run_dir / "candidates.json"
 
-    def do_select(_resume: bool) -> StudentSpec:
+    def choose() -> tuple[StudentSpec, list[dict[str, Any]]]:
         from edgecompress.cost.reference import teacher_reference
         from edgecompress.select import DEFAULT_COMPRESS
 
         ref = teacher_reference(teacher, task.input_shape)
+        prunable, why = _prunable(teacher, task.input_shape)
+        if prunable is None:
+            _log(f"[select] the pruned-teacher family is not offered ({why}); choosing among the student families", quiet)
         _log(f"[select] {profile.name}: budgets {profile.budgets.latency_budget_ms:g} ms, "
              f"{profile.budgets.peak_ram_budget_mb:g} MB RAM, {profile.budgets.model_size_budget_mb:g} MB model; "
              f"compression >= {cfg.compress or f'{DEFAULT_COMPRESS:g}x'} vs the teacher"
              + (f" ({ref.macs / 1e6:.1f} M MACs, {ref.params / 1e6:.2f} M params)" if ref else " (cost unknown)"), quiet)
         sel = run_selection(
             profile, task.input_shape, task.num_classes,
-            latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=teacher.module,
+            latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=prunable,
             teacher_cost=ref, compress=cfg.compress,
         )
         spec = finalize(sel, profile)
-        rows = [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]
-        atomic_write_text(cand_path, json.dumps(rows, indent=2))
+        return spec, [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]
+
+    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb, "compress": cfg.compress}
+    # Selection fails on budgets nothing fits, and the chosen student is checked against the
+    # data: both before the run folder is touched (selection takes about a second).
+    from edgecompress.distill.preflight import check_inputs
+
+    chosen = None if cache.is_fresh("select", sel_key, [spec_path, cand_path]) else choose()
+    if chosen is not None:
+        check_inputs(teacher, chosen[0], task, dcfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "run_config.json", strict_dumps(cfg.to_dict(), indent=2))
+    atomic_write_text(run_dir / "preprocessing.json", strict_dumps(prep_record, indent=2))
+    reap_work_folders(run_dir / "export")
+
+    def do_select(_resume: bool) -> StudentSpec:
+        spec, rows = chosen or choose()
+        atomic_write_text(cand_path, strict_dumps(rows, indent=2))
         spec.save(spec_path)
         return spec
 
-    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb, "compress": cfg.compress}
     spec = cache.run("select", sel_key, [spec_path, cand_path], do_select, lambda: StudentSpec.load(spec_path))
     ratio = spec.extra.get("select", {}).get("compression_x")
     _log(f"[select] chose {spec.family} {spec.arch}" + (f": {ratio:.1f}x fewer MACs than the teacher" if ratio else ""), quiet)
 
     # 2. distill ------------------------------------------------------------------------
     from edgecompress.distill import distill
-    from edgecompress.distill.preflight import check_inputs
 
     dist_dir = run_dir / "distill"
     ckpt_path = dist_dir / "checkpoint.json"
-    check_inputs(teacher, spec, task, dcfg)  # the chosen student against the data, before training
+    if chosen is None:
+        check_inputs(teacher, spec, task, dcfg)  # the saved student against the data, before training
 
     def do_distill(resume: bool) -> Checkpoint:
         _log(f"[distill] method {cfg.method}, {dcfg.epochs} epochs" + (" (resuming)" if resume else ""), quiet)
@@ -143,10 +241,13 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
 
     # 3. export + parity gate --------------------------------------------------------------
     from edgecompress.export import ExportConfig, export
+    from edgecompress.export.deploy import choose_deployed, read_targets, require_deployable
+    from edgecompress.summary import deployed_target
 
     exp_dir = run_dir / "export"
     formats, precisions = export_plan(profile)
-    ecfg = ExportConfig(formats=tuple(formats), precisions=tuple(precisions))
+    # An int8 miss (after the accuracy-aware attempts) withholds that file but not the build.
+    ecfg = ExportConfig(formats=tuple(formats), precisions=tuple(precisions), fail_on_miss=False)
     manifest = exp_dir / "artifacts.json"
 
     def do_export(_resume: bool) -> list[ExportArtifact]:
@@ -160,6 +261,11 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
 
     exp_key = {**dist_key, "ckpt": ckpt.sha256, "export": _jsonable(ecfg)}
     artifacts = cache.run("export", exp_key, [manifest], do_export, load_export)
+    if cfg.raw_input:
+        _raw_input_artifacts(artifacts, task, exp_dir, quiet)
+    deployment = choose_deployed(artifacts, read_targets(exp_dir), deployed_target(profile))
+    _log(f"[export] deploy {deployment.reason}", quiet)
+    require_deployable(deployment, cfg.require)
 
     # 4. benchmark ----------------------------------------------------------------------
     from edgecompress.bench import benchmark
@@ -177,6 +283,13 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
                 results.append(
                     benchmark(art, profile, serial=cfg.serial, host=cfg.host, runs=cfg.runs, warmup=cfg.warmup, out_dir=bench_dir)
                 )
+        if cfg.host:  # the parity gate again, on the board's own kernels (adb phones have no python)
+            from edgecompress.bench.api import make_runner
+            from edgecompress.bench.build_parity import board_parity, parity_set
+
+            x, y, ref = parity_set(ckpt_path, ecfg.parity_samples, teacher=teacher.module)
+            with make_runner(profile.connection.runner, profile, host=cfg.host) as board:
+                results = board_parity(results, artifacts, board, x, y, ref, ecfg, log=lambda m: _log(m, quiet))
         atomic_write_text(bench_manifest, json.dumps([r.to_dict() for r in results], indent=2))
         return results
 
@@ -193,7 +306,8 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
 
     wall = time.perf_counter() - t_start
     candidates = json.loads(cand_path.read_text())
-    summary = make_summary(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, cache, wall, str(teacher_path))
+    summary = make_summary(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, cache, wall, str(teacher_path),
+                           deployment=deployment)
     html = render_report(summary, run_dir)
     report = BuildReport(
         device=profile.name,

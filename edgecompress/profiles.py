@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import Artifact, _decode_dataclass, read_toml
+from edgecompress.bounds import MAX_BUDGET, MAX_THREADS, check_float, check_int
 from edgecompress.errors import ConfigError, ProfileError
 
 PROFILE_SCHEMA_VERSION = 1
@@ -34,6 +36,9 @@ class RunnerKind(str, enum.Enum):
 
 
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_PRIOR = 1e9  # GMAC/s, GB/s, us: generous, but finite
+MAX_RAM_GB = 1e5
+MAX_CLOCK_GHZ = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +142,9 @@ def _check_values(p: DeviceProfile, where: str) -> None:
         raise bad("runtime.kind", p.runtime.kind, f"allowed: {allowed_rt}")
     if p.connection.runner not in {k.value for k in RunnerKind}:
         raise bad("connection.runner", p.connection.runner, "allowed: local, adb, ssh")
-    if p.runtime.threads < 1:
-        raise bad("runtime.threads", p.runtime.threads, "must be >= 1")
+    check_int(f"{where}: runtime.threads", p.runtime.threads, 1, MAX_THREADS, ProfileError)
+    if not p.runtime.precisions:
+        raise bad("runtime.precisions", [], f"list at least one of: {', '.join(PRECISIONS)}")
     for prec in p.runtime.precisions:
         if prec not in PRECISIONS:
             raise bad("runtime.precisions", prec, f"allowed: {', '.join(PRECISIONS)}")
@@ -149,14 +155,17 @@ def _check_values(p: DeviceProfile, where: str) -> None:
         except ValueError:
             raise bad("runtime.cpu_mask", p.runtime.cpu_mask, 'a positive hex mask such as "0xc0"') from None
     for key, value in dataclasses.asdict(p.budgets).items():
-        if not value > 0:
-            raise bad(f"budgets.{key}", value, "must be > 0")
+        check_float(f"{where}: budgets.{key}", value, 0.0, MAX_BUDGET, ProfileError)
     for key, value in dataclasses.asdict(p.priors).items():
-        if value < 0 or (key.endswith("gmacs_per_s") and value == 0):
-            raise bad(f"priors.{key}", value, "must be > 0")
+        # Throughputs must be > 0 (they divide); overheads may be 0.
+        check_float(f"{where}: priors.{key}", value, 0.0, MAX_PRIOR, ProfileError, lo_open=key.endswith("gmacs_per_s"))
+    if not 0 <= p.hardware.ram_gb <= MAX_RAM_GB or not math.isfinite(p.hardware.ram_gb):
+        raise bad("hardware.ram_gb", p.hardware.ram_gb, f"a finite number in [0, {MAX_RAM_GB:g}]")
     for i, c in enumerate(p.hardware.clusters):
-        if c.count < 1 or c.max_clock_ghz < 0 or (c.max_clock_ghz == 0 and not p.hardware.detect):
-            raise bad(f"hardware.clusters[{i}]", f"{c.count}x{c.max_clock_ghz}GHz", "count >= 1, clock > 0")
+        clock_ok = math.isfinite(c.max_clock_ghz) and 0 <= c.max_clock_ghz <= MAX_CLOCK_GHZ
+        if not 1 <= c.count <= MAX_THREADS or not clock_ok or (c.max_clock_ghz == 0 and not p.hardware.detect):
+            raise bad(f"hardware.clusters[{i}]", f"{c.count}x{c.max_clock_ghz}GHz",
+                      f"count in [1, {MAX_THREADS}], clock in (0, {MAX_CLOCK_GHZ:g}] GHz")
 
 
 def _detect_host_hardware(hw: Hardware) -> Hardware:

@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import _decode_dataclass, _encode, read_toml
+from edgecompress.bounds import (
+    MAX_BUDGET,
+    MAX_EPOCHS,
+    MAX_RUNS,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_WARMUP,
+    check_float,
+    check_int,
+)
 from edgecompress.errors import ConfigError
+from edgecompress.preprocess_options import PreprocessOptions
 
 # The built-in demo task: procedural shapes with a style-shifted unlabeled pool and 10% of
 # the labels -- the setting of Tang et al. 2019 -- distilled from a cached demo teacher.
@@ -31,6 +42,7 @@ DEMO_STEPS_PER_EPOCH = 75
 # the adversarial methods (ANC, ANC + Tang et al.'s alignment) in most settings there, at less
 # cost per step; they stay available with --method. Without unlabeled data: KD.
 DEMO_METHOD = "kd+unlabeled"
+REQUIRE_CHOICES = ("int8", "fp16", "fp32")  # precisions a profile's runtime can deploy
 LABELED_ONLY_METHOD = "kd"
 
 
@@ -43,7 +55,15 @@ class RunConfig:
     device: str = "pixel7"
     teacher: str | None = None
     entry_point: str | None = None
+    entry_point_kwargs: dict[str, Any] | None = None  # keyword arguments for the entry point's factory
     trust_checkpoint: bool = False
+    teacher_output: str | None = None  # which output is the logits (NAME or INDEX) for tuple/dict outputs
+    teacher_feature: str | None = None  # module whose output is the teacher's embedding (default: last Linear's input)
+    student_feature: str | None = None  # the same for the student (default: its classifier's input)
+    # The teacher's input preprocessing (keys of preprocess_options.KEYS); see docs/data.md.
+    preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)
+    auto_normalize: bool = False  # take a clearly better normalization found by the preflight check
+    raw_input: bool = False  # also write ONNX artifacts with the preprocessing folded in (uint8 NHWC RGB in)
     data: str | None = None
     unlabeled: str | None = None
     labeled_fraction: float | None = None
@@ -60,6 +80,10 @@ class RunConfig:
     host: str | None = None
     runs: int = 100
     warmup: int = 10
+    strict: bool = False  # fail on an unreadable or odd data file instead of skipping it
+    # A precision the deployed artifact must have ("int8"): a miss fails the build instead of
+    # deploying the smallest artifact that passed the parity gate. None: deploy the best one.
+    require: str | None = None
 
     @property
     def is_demo(self) -> bool:
@@ -79,12 +103,16 @@ class RunConfig:
                 data=DEMO_DATA,
                 unlabeled=cfg.unlabeled or DEMO_UNLABELED,
                 labeled_fraction=cfg.labeled_fraction if cfg.labeled_fraction is not None else DEMO_LABELED_FRACTION,
-                epochs=cfg.epochs or DEMO_EPOCHS,
-                steps_per_epoch=cfg.steps_per_epoch or DEMO_STEPS_PER_EPOCH,
+                epochs=cfg.epochs if cfg.epochs is not None else DEMO_EPOCHS,  # 0 is an error, not "default"
+                steps_per_epoch=cfg.steps_per_epoch if cfg.steps_per_epoch is not None else DEMO_STEPS_PER_EPOCH,
             )
         elif cfg.data is None:
             raise ConfigError("--data is required when --teacher is given (the built-in demo uses neither)")
         elif cfg.teacher is None and cfg.data.partition(":")[0] not in BUILTIN_TEACHER_DATA:
+            if not Path(cfg.data).expanduser().exists() and "/" not in cfg.data and not Path(cfg.data).suffix:
+                # A typo of a built-in name (--data digitz) is a data problem, not a missing teacher.
+                raise ConfigError(f"--data {cfg.data!r}: no such file or folder, and not a built-in dataset "
+                                  f"(built-in: {', '.join(BUILTIN_TEACHER_DATA)})")
             raise ConfigError(
                 f"--teacher is required for --data {cfg.data} (demo teachers exist only for {', '.join(BUILTIN_TEACHER_DATA)})"
             )
@@ -95,23 +123,45 @@ class RunConfig:
             # Unlabeled data (a pool or the labels-dropped rest) is labelled by the teacher.
             has_unlabeled = cfg.unlabeled is not None or cfg.labeled_fraction < 1
             cfg = dataclasses.replace(cfg, method=default_method(has_unlabeled))
-        if not 0 < cfg.labeled_fraction <= 1:
-            raise ConfigError(f"labeled_fraction = {cfg.labeled_fraction} is not allowed (must be in (0, 1])")
-        for key in ("epochs", "steps_per_epoch"):
-            value = getattr(cfg, key)
-            if value is not None and value < 1:
-                raise ConfigError(f"{key} = {value} is not allowed (must be >= 1)")
-        if cfg.runs < 1 or cfg.warmup < 0:
-            raise ConfigError(f"runs = {cfg.runs}, warmup = {cfg.warmup} are not allowed (runs >= 1, warmup >= 0)")
+        cfg.check_bounds()
+        if cfg.require is not None and cfg.require not in REQUIRE_CHOICES:
+            raise ConfigError(f"require = {cfg.require!r} is not allowed (allowed: {', '.join(REQUIRE_CHOICES)})")
         if cfg.compress is not None:
             from edgecompress.select import parse_compress
 
             cfg = dataclasses.replace(cfg, compress=f"{parse_compress(cfg.compress, 'compress'):g}x")
+        self.preprocess_options()  # one line per bad value, before anything is written
+        if cfg.entry_point_kwargs is not None and cfg.entry_point is None:
+            raise ConfigError("--entry-point-kwargs needs --entry-point module:factory")
         if cfg.serial and cfg.host:
             raise ConfigError("give --serial (Android over adb) or --host (board over ssh), not both")
         if cfg.out is None:
             cfg = dataclasses.replace(cfg, out=str(Path("runs") / f"{cfg.device}-{Path(cfg.data or 'demo').stem}"))
         return cfg
+
+    def check_bounds(self) -> None:
+        """Finite numbers inside named ranges: ``> 0`` alone lets ``inf`` and ``1e308`` through."""
+        check_float("labeled_fraction", self.labeled_fraction, 0.0, 1.0, ConfigError)
+        for key, hi in (("epochs", MAX_EPOCHS), ("steps_per_epoch", MAX_STEPS)):
+            if getattr(self, key) is not None:
+                check_int(key, getattr(self, key), 1, hi, ConfigError)
+        for key in ("latency_ms", "memory_mb"):  # overrides of the profile's budgets
+            if getattr(self, key) is not None:
+                check_float(key, getattr(self, key), 0.0, MAX_BUDGET, ConfigError)
+        check_int("seed", self.seed, 0, MAX_SEED, ConfigError)
+        check_int("runs", self.runs, 1, MAX_RUNS, ConfigError)
+        check_int("warmup", self.warmup, 0, MAX_WARMUP, ConfigError)
+        for key in ("device", "serial", "host", "out"):
+            value = getattr(self, key)
+            if value is not None and (not str(value).strip() or "\x00" in str(value)):
+                raise ConfigError(f"{key} = {value!r} is not allowed (an empty name or one with a NUL byte)")
+        for key in ("serial", "host"):
+            if getattr(self, key) is not None and str(getattr(self, key)).startswith("-"):
+                raise ConfigError(f"{key} = {getattr(self, key)!r} is not allowed (it must not start with '-')")
+
+    def preprocess_options(self) -> PreprocessOptions:
+        """The preprocessing declared by options / the run config (validated)."""
+        return PreprocessOptions.parse(self.preprocessing, "options")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = _encode(self)
@@ -130,6 +180,10 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
             _decode_dataclass(RunConfig, data, "")
         except ConfigError as exc:
             raise ConfigError(f"{p}: {exc}") from None
+    overrides = dict(overrides)
+    pre = {k: v for k, v in (overrides.pop("preprocessing", None) or {}).items() if v is not None}
+    if pre:  # per-key: a CLI --mean overrides the file's mean, keeps its channel_order
+        data["preprocessing"] = {**(data.get("preprocessing") or {}), **pre}
     data.update({k: v for k, v in overrides.items() if v is not None})
     cfg: RunConfig = _decode_dataclass(RunConfig, data, "")
     return cfg

@@ -37,6 +37,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from edgecompress.artifacts import StudentSpec
+from edgecompress.bounds import MAX_BUDGET, check_float
 from edgecompress.cost.calibration import LatencyPredictor
 from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, spec_cost
 from edgecompress.cost.reference import ReferenceCost, module_reference
@@ -263,8 +264,7 @@ def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_clas
                      size_mb if size_mb is not None else b.model_size_budget_mb)
     for name, v in (("latency_ms", budget.latency_budget_ms), ("memory_mb", budget.peak_ram_budget_mb),
                     ("size_mb", budget.model_size_budget_mb)):
-        if not v > 0:
-            raise SelectError(f"{name} = {v!r} is not allowed (must be > 0)")
+        check_float(name, v, 0.0, MAX_BUDGET, SelectError)
     target = parse_compress(compress) if compress is not None else None
     fams = tuple(families) if families else (("pruned-teacher",) if teacher is not None else ()) + DEFAULT_FAMILIES
     known = list_students()

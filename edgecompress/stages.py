@@ -55,6 +55,18 @@ class StageCache:
         self.timings: dict[str, float] = {}
         self.skipped: list[str] = []
 
+    def is_fresh(self, name: str, key: Any, outputs: list[Path]) -> bool:
+        """Whether :meth:`run` would load ``name``'s saved result instead of computing it
+        (read-only: lets a build do a stage's checks before it writes anything)."""
+        entry = self.state.get(name)
+        return (
+            not self.invalidated
+            and entry is not None
+            and entry.get("key") == fingerprint(key)
+            and bool(entry.get("finished", True))
+            and all(p.exists() for p in outputs)
+        )
+
     def run(
         self,
         name: str,
@@ -71,8 +83,8 @@ class StageCache:
         digest = fingerprint(key)
         entry = self.state.get(name)
         same = entry is not None and entry.get("key") == digest
-        fresh = not self.invalidated and same and entry.get("finished", True) and all(p.exists() for p in outputs)
-        if fresh:
+        if self.is_fresh(name, key, outputs):
+            assert entry is not None
             self.skipped.append(name)
             self.timings[name] = float(entry.get("seconds", 0.0))  # what it cost when it ran
             return load()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import BenchmarkResult, Checkpoint, ExportArtifact, StudentSpec
+from edgecompress.export.deploy import Deployment, choose_deployed, export_attempts
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runconfig import RunConfig
 from edgecompress.stages import StageCache
@@ -26,6 +27,11 @@ def deployed_precision(profile: DeviceProfile) -> str:
     """The precision the device runs: int8 when the profile allows it (smallest, fastest)."""
     precs = profile.runtime.precisions
     return "int8" if "int8" in precs else precs[0]
+
+
+def deployed_target(profile: DeviceProfile) -> tuple[str, str]:
+    """The (format, artifact precision) the profile's runtime prefers to deploy."""
+    return _DEPLOYED[(profile.runtime.kind, deployed_precision(profile))]
 
 
 def _history(ckpt_path: Path) -> list[dict[str, Any]]:
@@ -89,14 +95,19 @@ def make_summary(
     cache: StageCache,
     wall_s: float,
     teacher: str,
+    deployment: Deployment | None = None,
 ) -> dict[str, Any]:
     from edgecompress.cli.env_cmd import versions
 
     budgets = profile.budgets
-    prec = deployed_precision(profile)
-    fmt, art_prec = _DEPLOYED[(profile.runtime.kind, prec)]
-    deployed = next((a for a in artifacts if a.format == fmt and a.precision == art_prec), None)
+    # The artifact the build deploys: the preferred one if it passed the gate, else the smallest
+    # one that passed (export/deploy.py decides; the reason is shown with it).
+    deployment = deployment or choose_deployed(artifacts, [], deployed_target(profile))
+    deployed = deployment.artifact
     on_device = [b for b in benchmarks if b.runner != "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
+    # An emulated board (qemu) runs the device's kernels but not at its speed: never its latency.
+    emulated = [b for b in on_device if b.emulated]
+    on_device = [b for b in on_device if not b.emulated]
     local_same = [b for b in benchmarks if b.runner == "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
 
     cost = spec.cost
@@ -108,7 +119,8 @@ def make_summary(
         latency, latency_src = local_same[0].latency.p50_ms, "measured on this host"
     else:
         source = sel.get("latency_source", "the profile's priors")
-        latency, latency_src = predicted, f"predicted for {profile.name} from {source} (no device attached: pass --serial or --host to measure)"
+        why = "the board is emulated: its timings are not device latencies" if emulated else "no device attached: pass --serial or --host to measure"
+        latency, latency_src = predicted, f"predicted for {profile.name} from {source} ({why})"
     peak_ram_mb = sel.get("peak_ram_mb")
     size_mb = deployed.size_bytes / 2**20 if deployed else None
 
@@ -117,6 +129,9 @@ def make_summary(
 
     verdict = {
         "deployed_artifact": deployed.path if deployed else None,
+        "deployed_precision": deployed.precision if deployed else None,
+        "deployed_reason": deployment.reason,
+        "deployed_fallback": deployment.fallback,
         "latency_ms": latency,
         "latency_source": latency_src,
         "latency_ok": ok(latency, budgets.latency_budget_ms),
@@ -157,6 +172,8 @@ def make_summary(
         },
         "training": {"teacher": teacher, "config": ckpt.distill_config, "final": final, "history": _history(ckpt_path)},
         "artifacts": [a.to_dict() for a in artifacts],
+        # Every requested target, deployed or withheld, with each int8 quantization attempt.
+        "export_attempts": export_attempts(deployment.targets),
         "benchmarks": [b.to_dict() for b in benchmarks],
         "predicted_vs_measured": pvm,
         "latency_note": note,

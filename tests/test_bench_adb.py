@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes.bench_models import minimal_tflite
 
 from edgecompress.bench import AdbRunner, BenchRunError, RunRequest, benchmark
 from edgecompress.errors import BenchError
@@ -44,9 +45,10 @@ def fake_adb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def dummy_tflite(tmp_path: Path) -> Path:
-    """A file that is never run: for failures that happen before the model is loaded."""
+    """A file that is never run: for failures that happen before the model is loaded (the
+    smallest flatbuffer that passes edgecompress's own .tflite structure check)."""
     path = tmp_path / "never_run.tflite"
-    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    path.write_bytes(minimal_tflite())
     return path
 
 

@@ -35,7 +35,7 @@ def test_bench_tflite_time_budget(tiny_tflite: Path) -> None:
     ("args", "message"),
     [
         (["--artifact", "missing.onnx"], "missing.onnx: file not found"),
-        (["--artifact", "{onnx}", "--runs", "0"], "runs = 0 is not allowed (must be >= 1)"),
+        (["--artifact", "{onnx}", "--runs", "0"], "runs = 0 is not allowed (an integer in [1, 1000000000])"),
         (["--artifact", "{onnx}", "--serial", "A", "--host", "B"], "--serial (adb) and --host (ssh) cannot both be given"),
         (["--artifact", "{onnx}", "--device", "nokia3310"], "unknown device 'nokia3310'"),
         (["--artifact", "{onnx}", "--host", "pi@rpi"], "host 'pi@rpi' is for ssh devices; device host is reached by local"),

@@ -69,3 +69,62 @@ def case(channels: int) -> dict:
     val_x, val_y = make_data(100, channels, seed=3)
     pre = Preprocessing(input_shape=(channels, SIZE, SIZE), mean=(0.5,) * channels, std=(0.25,) * channels)
     return {"model": trained(channels), "preprocessing": pre, "calib_x": calib, "val_x": val_x, "val_y": val_y}
+
+
+class DeadFeatureHead(nn.Module):
+    """The trained TinyNet with one outlier weight (1000) in every row of its linear head.
+
+    The weight multiplies a feature that is exactly 0 for every input (``relu(-|mean|)``), so
+    the float model is unchanged; per-channel int8 weights, though, get a scale of ~1000/127
+    per row and round the head's real weights to 0. Better calibration cannot fix it (it is a
+    weight range, not an activation range); keeping the head in float does: the case the
+    sensitivity analysis and mixed precision exist for.
+    """
+
+    def __init__(self, base: TinyNet) -> None:
+        super().__init__()
+        self.base = base
+        head = nn.Linear(17, CLASSES)
+        with torch.no_grad():
+            head.weight[:, :16] = base.head.weight
+            head.weight[:, 16] = 1000.0
+            head.bias.copy_(base.head.bias)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.base
+        y = b.down(b.stem(x))
+        y = y + torch.relu(b.res(y))
+        feat = y.mean((2, 3))
+        dead = torch.relu(-feat.abs().mean(1, keepdim=True))  # always 0, but not a constant
+        return self.head(torch.cat([feat, dead], 1))
+
+
+def outlier_case() -> dict:
+    """``case(3)`` with the outlier-weight head: plain int8 PTQ misses the gate on it."""
+    c = case(3)
+    c["model"] = DeadFeatureHead(trained(3)).eval()
+    return c
+
+
+class OutlierGemm(nn.Module):
+    """Any classifier followed by one linear layer that computes the same logits in float but
+    carries a 1000 weight per row on ``dead`` always-zero features: plain int8 PTQ rounds the
+    real (identity) weights to zero. With many dead features the layer holds most of the
+    weights, so keeping it in float costs more than the default size bound allows."""
+
+    def __init__(self, model: nn.Module, num_classes: int, dead: int = 1) -> None:
+        super().__init__()
+        self.model = model
+        self.dead = dead
+        self.head = nn.Linear(num_classes + dead, num_classes)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.weight[:, :num_classes] = torch.eye(num_classes)
+            self.head.weight[:, num_classes:] = 1000.0
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        zero = torch.relu(-logits.abs().mean(1, keepdim=True))  # always 0, but not a constant
+        return self.head(torch.cat([logits, zero.expand(-1, self.dead)], 1))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edgecompress.distill.demo_teacher import DemoTeacher, export_teacher
-from edgecompress.distill.teacher import load_teacher
+from edgecompress.distill.teacher_load import load_teacher
 from edgecompress.errors import TeacherError
 
 SHAPE = (3, 16, 16)

@@ -9,14 +9,17 @@ the tests drive this runner through an ``adb`` test double (tests/fakes/adb).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import shlex
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecompress.artifacts import DeviceState, LatencyStats, SustainedStats, WindowStats
 from edgecompress.bench.proc import CommandError, Completed, is_transient, run_command, tail, with_retries
 from edgecompress.bench.runner import (
     BenchRunError,
@@ -27,7 +30,8 @@ from edgecompress.bench.runner import (
     stop_and_remove_script,
 )
 from edgecompress.bench.tflite_output import parse_benchmark_model_output
-from edgecompress.errors import BenchError
+from edgecompress.bench.thermal import ADB_STATE_SCRIPT, parse_sysfs_dump
+from edgecompress.errors import BenchError, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +96,7 @@ class AdbRunner(Runner):
         try:
             return with_retries(once, attempts=self.retries, backoff_s=self.backoff_s, what=what)
         except CommandError as exc:
-            raise BenchError(str(exc)) from None
+            raise DeviceError(str(exc)) from None
 
     def shell(self, script: str, *, what: str, timeout_s: float = SHORT_TIMEOUT_S) -> Completed:
         """``adb shell SCRIPT``: SCRIPT is one string for the device's sh, already quoted."""
@@ -106,7 +110,7 @@ class AdbRunner(Runner):
         done = self._adb("get-state", what="reach the device")
         state = done.stdout.strip()
         if state != "device":
-            raise BenchError(f"{self.label}: device state is {state!r} (expected 'device'; authorize USB debugging on the phone)")
+            raise DeviceError(f"{self.label}: device state is {state!r} (expected 'device'; authorize USB debugging on the phone)")
 
     def _ensure_workdir(self) -> str:
         if self._workdir is None:
@@ -198,6 +202,11 @@ class AdbRunner(Runner):
                 env[key.strip()] = value.strip() or "unreadable"
         return env
 
+    def device_state(self) -> DeviceState | None:
+        """Thermal zones, governors, frequencies and ``dumpsys thermalservice`` (None if unreadable)."""
+        done = run_command(self.adb_argv("shell", ADB_STATE_SCRIPT), timeout_s=30.0)
+        return parse_sysfs_dump(done.stdout) if done.returncode == 0 else None
+
     def measure(self, request: RunRequest) -> Measurement:
         if request.model.suffix.lower() != ".tflite":
             raise BenchError(f"{self.label}: {request.model.name}: adb devices run .tflite models through benchmark_model (export a .tflite)")
@@ -205,12 +214,57 @@ class AdbRunner(Runner):
         try:
             binary = self._binary()
             model = self.push(request.model, request.model.name)
-            argv = self.command(binary, model, request)
             env = self.environment(request)
-            done = self.run(argv, timeout_s=self._timeout(request))
-            return self._parse(done, request, env, binary)
+            if request.cooldown_s:
+                time.sleep(request.cooldown_s)  # the phone idles: nothing of ours runs on it
+            before = self.device_state()
+            if request.sustained_s is not None:
+                measured = self._sustained(binary, model, request, env)
+            else:
+                done = self.run(self.command(binary, model, request), timeout_s=self._timeout(request))
+                measured = self._parse(done, request, env, binary)
+            return dataclasses.replace(measured, cooldown_s=request.cooldown_s, state_before=before, state_after=self.device_state())
         finally:
             self.cleanup()
+
+    def _sustained(self, binary: str, model: str, request: RunRequest, env: dict[str, str]) -> Measurement:
+        """Back-to-back benchmark_model runs of one window each until ``sustained_s`` have passed.
+
+        benchmark_model prints no per-run samples, so each window is one invocation and its
+        figures are the tool's (median; p99 is its max, an upper bound). Between windows the
+        model is reloaded: gaps of about the init time, during which the phone stays warm.
+        """
+        total = float(request.sustained_s or 0.0)
+        window = 60.0 if total >= 180.0 else total / 10.0
+        chunk = dataclasses.replace(request, runs=10**9, warmup=0, max_seconds=window, sustained_s=None)
+        parts: list[Measurement] = []
+        t_s: list[float] = []
+        start = time.monotonic()
+        while not parts or time.monotonic() - start < total:
+            done = self.run(self.command(binary, model, chunk), timeout_s=120.0 + 2.0 * window)
+            parts.append(self._parse(done, chunk, env, binary))
+            t_s.append(time.monotonic() - start)
+        first, last = parts[0], parts[-1]
+
+        def win(m: Measurement) -> WindowStats:
+            return WindowStats(m.num_runs, m.latency.p50_ms, m.latency.p99_ms, m.latency.mean_ms)
+
+        runs = sum(m.num_runs for m in parts)
+        mean = sum(m.latency.mean_ms * m.num_runs for m in parts) / max(runs, 1)
+        # The overall figures: medians and upper bounds of the windows (no samples to pool).
+        p50s = sorted(m.latency.p50_ms for m in parts)
+        overall = LatencyStats(mean, max(m.latency.std_ms for m in parts), min(m.latency.min_ms for m in parts),
+                               max(m.latency.max_ms for m in parts), p50s[len(p50s) // 2],
+                               max(m.latency.p90_ms for m in parts), max(m.latency.p99_ms for m in parts))  # fmt: skip
+        sustained = SustainedStats(
+            duration_s=t_s[-1], window_s=window, first=win(first), last=win(last), t_s=tuple(t_s),
+            p50_ms=tuple(m.latency.p50_ms for m in parts), p99_ms=tuple(m.latency.p99_ms for m in parts),
+        )  # fmt: skip
+        note = f"sustained: {len(parts)} benchmark_model runs of {window:g} s back to back; {first.environment.get('latency_note', '')}"
+        return dataclasses.replace(
+            first, num_runs=runs, latency=overall, raw_text="\n".join(m.raw_text for m in parts),
+            environment=dict(first.environment, latency_note=note), sustained=sustained,
+        )  # fmt: skip
 
     def _parse(self, done: Completed, request: RunRequest, env: dict[str, str], binary: str) -> Measurement:
         raw = f"$ adb shell {' '.join(done.argv[-1:])}\n{done.stdout}" + (f"\n--- stderr ---\n{done.stderr}" if done.stderr else "")

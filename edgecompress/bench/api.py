@@ -14,11 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import BenchmarkResult, ExportArtifact, atomic_write_text
+from edgecompress.bench.modelcheck import check_model_file
 from edgecompress.bench.runner import BenchRunError, Measurement, Runner, RunRequest
+from edgecompress.bounds import MAX_RUNS, MAX_THREADS, MAX_WARMUP, check_float, check_int
 from edgecompress.errors import BenchError, EdgeCompressError
 from edgecompress.profiles import DeviceProfile, RunnerKind, load_profile
 
 FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
+MAX_SECONDS = 86_400.0  # a day of counted runs
+MAX_COOLDOWN_S = 3_600.0
+EMULATED_NOTE = "emulated: latency is not a device latency"
 # File-name tokens -> precision, for bare paths (an ExportArtifact says it outright). The
 # tflite names are the ones onnx2tf writes (model_float32.tflite, model_full_integer_quant...).
 _PRECISION_TOKENS = (
@@ -63,6 +68,7 @@ def resolve_artifact(artifact: str | os.PathLike[str] | ExportArtifact) -> Targe
         raise BenchError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise BenchError(f"{path}: file is empty (an interrupted export?)")
+    check_model_file(path, fmt)  # a corrupt file is named here, not by a runtime's segfault
     return Target(path.resolve(), fmt, precision)
 
 
@@ -74,15 +80,21 @@ def guess_precision(path: Path) -> str:
     return "unknown"
 
 
-def _check_numbers(threads: int | None, runs: int, warmup: int, max_seconds: float | None) -> None:
-    if threads is not None and threads < 1:
-        raise BenchError(f"threads = {threads} is not allowed (must be >= 1)")
-    if runs < 1:
-        raise BenchError(f"runs = {runs} is not allowed (must be >= 1)")
-    if warmup < 0:
-        raise BenchError(f"warmup = {warmup} is not allowed (must be >= 0)")
-    if max_seconds is not None and not max_seconds > 0:
-        raise BenchError(f"max_seconds = {max_seconds} is not allowed (must be > 0)")
+def check_numbers(
+    threads: int | None, runs: int, warmup: int, max_seconds: float | None, sustained_s: float | None = None, cooldown_s: float = 0.0
+) -> None:
+    if threads is not None:
+        check_int("threads", threads, 1, MAX_THREADS, BenchError)
+    check_int("runs", runs, 1, MAX_RUNS, BenchError)
+    check_int("warmup", warmup, 0, MAX_WARMUP, BenchError)
+    if max_seconds is not None:
+        check_float("max_seconds", max_seconds, 0.0, MAX_SECONDS, BenchError)
+    if sustained_s is not None:
+        check_float("sustained", sustained_s, 0.0, MAX_SECONDS, BenchError)
+        if max_seconds is not None:
+            raise BenchError("sustained and max_seconds cannot both be given (a sustained run lasts exactly its seconds)")
+    if cooldown_s:
+        check_float("cooldown", cooldown_s, 0.0, MAX_COOLDOWN_S, BenchError)
 
 
 def make_runner(kind: str, profile: DeviceProfile, *, serial: str | None = None, host: str | None = None, **options: Any) -> Runner:
@@ -135,6 +147,8 @@ def benchmark(
     op_profiling: bool = False,
     json_path: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
+    sustained_s: float | None = None,
+    cooldown_s: float = 0.0,
 ) -> BenchmarkResult:
     """Measure ``artifact`` on ``device`` and return (and, with ``out_dir``, save) the result.
 
@@ -144,11 +158,14 @@ def benchmark(
     stopping early once ``max_seconds`` have passed. With ``out_dir`` the result is saved as
     ``<model>.<device>.t<threads>.bench.json`` there; ``json_path`` names the file instead.
     The raw tool output goes beside it as ``.raw.txt``. ``progress``: a bar on stderr (None:
-    only when stderr is a terminal).
+    only when stderr is a terminal). ``sustained_s``: run back to back that long and report
+    latency over time (first vs last window) instead of counting ``runs``; ``cooldown_s``: idle
+    that long on the device first (between artifacts). Device temperatures, governors and
+    frequencies are read before and after where the device exposes them.
     """
     target = resolve_artifact(artifact)
     profile = device if isinstance(device, DeviceProfile) else load_profile(device)
-    _check_numbers(threads, runs, warmup, max_seconds)
+    check_numbers(threads, runs, warmup, max_seconds, sustained_s, cooldown_s)
     threads = threads or profile.runtime.threads
     owned = not isinstance(runner, Runner)
     if not owned and (serial or host):
@@ -165,6 +182,8 @@ def benchmark(
         cpu_mask=profile.runtime.cpu_mask,
         op_profiling=op_profiling,
         progress=progress,
+        sustained_s=sustained_s,
+        cooldown_s=cooldown_s,
     )
     if json_path is None and out_dir is not None:
         json_path = Path(out_dir) / f"{default_name(target.path, profile.name, threads)}.json"
@@ -193,6 +212,10 @@ def to_result(m: Measurement, target: Target, profile: DeviceProfile, runner_kin
     env.setdefault("format", target.format)
     if profile.runtime.cpu_mask:
         env.setdefault("cpu_mask", profile.runtime.cpu_mask)
+    if m.emulated:
+        # Said wherever the numbers go (JSON, summary, report): an emulator's timings are not
+        # the device's, only its kernels' results are.
+        env["latency_note"] = "; ".join(x for x in (f"{EMULATED_NOTE} ({m.emulated})", env.get("latency_note")) if x)
     return BenchmarkResult(
         device=profile.name,
         runner=runner_kind,
@@ -210,6 +233,11 @@ def to_result(m: Measurement, target: Target, profile: DeviceProfile, runner_kin
         environment=env,
         samples_ms=m.samples_ms,
         op_profile=m.op_profile,
+        emulated=m.emulated,
+        cooldown_s=m.cooldown_s,
+        state_before=m.state_before,
+        state_after=m.state_after,
+        sustained=m.sustained,
     )
 
 

@@ -7,11 +7,13 @@ for .tflite -- what Raspberry Pi OS users install. It must never import edgecomp
 
     python3 device_runner.py MODEL [--threads N] [--warmup N] [--runs N]
                              [--max-seconds S] [--cpus 0,1] [--runtime NAME]
+                             [--sustained S] [--cooldown S]
 
 Every line it prints for the host starts with ``@@edgecompress `` followed by one JSON
-object with an ``event`` key: ``start`` (runtime and environment), ``init`` (load times),
-``samples`` (a batch of latencies, streamed so a run killed half-way still leaves partial
-results), then ``result`` or ``error``. Exit codes: 0 ok, 2 bad model or arguments,
+object with an ``event`` key: ``start`` (runtime, environment, device state), ``init`` (load
+times), ``samples`` (a batch of latencies, streamed so a run killed half-way still leaves
+partial results), ``bin`` (sustained runs: latency per time slice), then ``result`` (with the
+device state after the run) or ``error``. Exit codes: 0 ok, 2 bad model or arguments,
 3 no runtime for this model, 4 the runtime failed while running.
 """
 
@@ -136,6 +138,52 @@ def set_affinity(cpus):
     return "pinned to cpus " + ",".join(str(c) for c in sorted(cpus))
 
 
+def emulation():
+    """Why this process runs under an emulator ("" when it seems not to).
+
+    qemu-user passes the host's /proc/cpuinfo through, so an aarch64 python that reads an x86
+    cpuinfo is emulated; the arm_board.sh root also carries a marker file and sets QEMU_CPU.
+    """
+    reasons = []
+    if os.path.exists("/etc/edgecompress-emulated"):
+        reasons.append("arm_board.sh root")
+    qemu_cpu = os.environ.get("QEMU_CPU")
+    if qemu_cpu:
+        reasons.append("QEMU_CPU=" + qemu_cpu)
+    machine = platform.machine().lower()
+    info = _read("/proc/cpuinfo")
+    if machine in ("aarch64", "arm64", "armv7l", "armv8l") and ("GenuineIntel" in info or "AuthenticAMD" in info):
+        reasons.append(machine + " user space on an x86 cpu")
+    return ("qemu-user (" + "; ".join(reasons) + ")") if reasons else ""
+
+
+def device_state():
+    """Thermal zones (C), frequency governors and current frequencies (MHz), where readable.
+
+    Read before and after a run: a board that heats up throttles, and latency follows."""
+    temps, govs, freqs = {}, {}, {}
+    base = "/sys/class/thermal"
+    try:
+        zones = sorted(z for z in os.listdir(base) if z.startswith("thermal_zone"))
+    except OSError:
+        zones = []
+    for zone in zones:
+        raw = _read(f"{base}/{zone}/temp")
+        try:
+            temps[_read(f"{base}/{zone}/type") or zone] = int(raw) / 1000.0
+        except ValueError:
+            continue
+    for cpu in range(os.cpu_count() or 1):
+        d = f"/sys/devices/system/cpu/cpu{cpu}/cpufreq"
+        gov = _read(d + "/scaling_governor")
+        if gov:
+            govs[f"cpu{cpu}"] = gov
+        cur = _read(d + "/scaling_cur_freq")
+        if cur.isdigit():
+            freqs[f"cpu{cpu}"] = int(cur) / 1000.0
+    return {"temperatures_c": temps, "governors": govs, "freqs_mhz": freqs}
+
+
 def dist_version(dist, module):
     try:
         from importlib import metadata
@@ -249,6 +297,113 @@ def load_tflite(interpreter_mod, np, model, threads, rng):
     return interp.invoke, inputs
 
 
+# ------------------------------------------------------------------------- timing loops
+
+
+def count_runs(run_once, args, samples, pending):
+    """Burst mode: --runs counted runs (or until --max-seconds), every sample streamed."""
+    perf = time.perf_counter
+    start = perf()
+    deadline = start + args.max_seconds if args.max_seconds else None
+    last_flush = start
+    while len(samples) < args.runs:
+        t = perf()
+        run_once()
+        now = perf()
+        ms = (now - t) * 1e3
+        samples.append(ms)
+        pending.append(ms)
+        if now - last_flush >= FLUSH_EVERY_S or len(pending) >= FLUSH_EVERY_N:
+            emit("samples", ms=pending)
+            pending[:] = []
+            last_flush = perf()
+        if deadline is not None and now >= deadline:
+            break
+
+
+def _pct(s, q):
+    """Percentile of a sorted list, linear between closest ranks (numpy's and the host's rule)."""
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def _stats(values):
+    s = sorted(values)
+    if not s:
+        return {"n": 0}
+    return {"n": len(s), "p50_ms": _pct(s, 0.5), "p99_ms": _pct(s, 0.99), "mean_ms": sum(s) / len(s)}
+
+
+class Sustained:
+    """Sustained mode: run back to back for ``duration_s`` and summarize latency over time.
+
+    A tiny model runs millions of times in half an hour, too many samples to stream or keep, so
+    the summary is made here: per-slice p50 / p99 (``bin`` events, streamed), exact statistics
+    of the first and last window (a minute each for runs of 3 minutes or more, else a tenth of
+    the run), and a uniform sample of RESERVOIR runs for the overall distribution.
+    """
+
+    RESERVOIR = 20000
+    BINS = 120
+
+    def __init__(self, duration_s, seed):
+        import array
+        import random
+
+        self.duration_s = duration_s
+        self.window_s = 60.0 if duration_s >= 180.0 else duration_s / 10.0
+        self.bin_s = max(duration_s / self.BINS, 0.25)
+        self.first, self.last, self.bin = array.array("d"), array.array("d"), array.array("d")
+        self.reservoir = []
+        self.rng = random.Random(seed)
+        self.n = 0
+        self.bin_end = self.bin_s
+
+    def add(self, t_s, ms):
+        self.n += 1
+        if t_s < self.window_s:
+            self.first.append(ms)
+        if t_s >= self.duration_s - self.window_s:
+            self.last.append(ms)
+        if len(self.reservoir) < self.RESERVOIR:
+            self.reservoir.append(ms)
+        else:
+            j = self.rng.randrange(self.n)  # Algorithm R: every run equally likely to be kept
+            if j < self.RESERVOIR:
+                self.reservoir[j] = ms
+        while t_s >= self.bin_end:
+            self.flush_bin()
+        self.bin.append(ms)
+
+    def flush_bin(self):
+        if self.bin:
+            emit("bin", t_s=round(self.bin_end, 3), **_stats(self.bin))
+        self.bin = type(self.bin)("d")
+        self.bin_end += self.bin_s
+
+    def run(self, run_once):
+        perf = time.perf_counter
+        start = perf()
+        while True:
+            t = perf()
+            run_once()
+            now = perf()
+            self.add(t - start, (now - t) * 1e3)
+            if now - start >= self.duration_s:
+                break
+
+    def finish(self):
+        """Emit the last slice, the windows and the overall sample; return the number of runs."""
+        if self.bin:
+            emit("bin", t_s=round(self.bin_end, 3), **_stats(self.bin))
+        emit("samples", ms=self.reservoir)
+        emit("sustained", duration_s=self.duration_s, window_s=self.window_s, bin_s=self.bin_s, num_runs=self.n,
+             first=_stats(self.first), last=_stats(self.last), sampled=self.n > len(self.reservoir))
+        return self.n
+
+
 # ------------------------------------------------------------------------- main
 
 
@@ -262,11 +417,17 @@ def parse_args(argv):
     p.add_argument("--cpus", default="", help="comma-separated CPU ids to pin to (empty: no pinning)")
     p.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "ai_edge_litert", "tflite_runtime"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sustained", type=float, default=None, help="run continuously for S seconds (ignores --runs)")
+    p.add_argument("--cooldown", type=float, default=0.0, help="sleep S seconds before loading the model")
     args = p.parse_args(argv)
     if args.threads < 1 or args.warmup < 0 or args.runs < 1:
         fail(EXIT_BAD_INPUT, "threads and runs must be >= 1 and warmup >= 0")
     if args.max_seconds is not None and args.max_seconds <= 0:
         fail(EXIT_BAD_INPUT, "--max-seconds must be > 0")
+    if args.sustained is not None and args.sustained <= 0:
+        fail(EXIT_BAD_INPUT, "--sustained must be > 0")
+    if args.cooldown < 0:
+        fail(EXIT_BAD_INPUT, "--cooldown must be >= 0")
     return args
 
 
@@ -298,8 +459,12 @@ def main(argv=None):
         "cpu_count": str(os.cpu_count()),
         "affinity": affinity,
         "governor": governors(allowed or range(os.cpu_count() or 1)),
+        "emulated": emulation(),
     }
-    emit("start", runtime=RUNTIME_LABEL[name], runtime_module=name,
+    if args.cooldown:
+        # Let a board that an earlier run heated up settle before this one is timed.
+        time.sleep(args.cooldown)
+    emit("start", state_before=device_state(), cooldown_s=args.cooldown, runtime=RUNTIME_LABEL[name], runtime_module=name,
          runtime_version=dist_version(DISTRIBUTIONS[name], mod), environment=env, import_ms=import_ms)
 
     rng = np.random.default_rng(args.seed)
@@ -320,6 +485,7 @@ def main(argv=None):
 
     samples = []
     pending = []
+    sustained = None
     try:
         # The first inference is the first warmup run (benchmark_model's convention); with no
         # warmup it is also the first counted sample.
@@ -327,39 +493,30 @@ def main(argv=None):
         run_once()
         first_ms = (time.perf_counter() - t) * 1e3
         emit("first", first_inference_ms=first_ms)
-        if args.warmup == 0:
+        if args.warmup == 0 and not args.sustained:
             samples.append(first_ms)
             pending.append(first_ms)
         for _ in range(max(args.warmup - 1, 0)):
             run_once()
-        start = time.perf_counter()
-        deadline = start + args.max_seconds if args.max_seconds else None
-        last_flush = start
-        perf = time.perf_counter
-        while len(samples) < args.runs:
-            t = perf()
-            run_once()
-            now = perf()
-            ms = (now - t) * 1e3
-            samples.append(ms)
-            pending.append(ms)
-            if now - last_flush >= FLUSH_EVERY_S or len(pending) >= FLUSH_EVERY_N:
-                emit("samples", ms=pending)
-                pending = []
-                last_flush = perf()
-            if deadline is not None and now >= deadline:
-                break
+        if args.sustained:
+            sustained = Sustained(args.sustained, args.seed)
+            sustained.run(run_once)
+        else:
+            count_runs(run_once, args, samples, pending)
     except Exception as exc:  # noqa: BLE001
         if pending:
             emit("samples", ms=pending)
         fail(EXIT_RUNTIME_FAILED, f"{name} failed while running {args.model} after {len(samples)} runs: {type(exc).__name__}: {exc}")
     if pending:
         emit("samples", ms=pending)
+    num_runs = len(samples)
+    if sustained is not None:
+        num_runs = sustained.finish()
     peak = peak_rss_mb()
     # Memory attributable to the model: peak RSS while loading and running it, minus the RSS
     # of python + numpy + the runtime before the model was loaded.
     model_peak = (peak - baseline_mb) if (peak is not None and baseline_mb is not None and peak_reset) else None
-    emit("result", num_runs=len(samples), warmup_runs=args.warmup, threads=args.threads,
+    emit("result", num_runs=num_runs, warmup_runs=args.warmup, threads=args.threads, state_after=device_state(),
          first_inference_ms=first_ms, init_ms=init_ms, peak_mem_mb=model_peak,
          process_peak_rss_mb=peak, baseline_rss_mb=baseline_mb)
     return 0

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from edgecompress.errors import BenchError
+from edgecompress.errors import BenchError, DeviceError
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ class Completed:
         return self.returncode is None
 
 
-class CommandError(BenchError):
+class CommandError(DeviceError):
     """A device command failed; keeps the command's output for partial results."""
 
     def __init__(self, message: str, completed: Completed | None = None, transient: bool = False) -> None:

@@ -15,14 +15,16 @@ import contextlib
 import dataclasses
 import json
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-from edgecompress.artifacts import LatencyStats
+from edgecompress.artifacts import DeviceState, LatencyStats, SustainedStats
 from edgecompress.bench.proc import Completed, tail
+from edgecompress.bench.thermal import state_from_event, sustained_from_events
 from edgecompress.errors import BenchError
 
 DEVICE_RUNNER = Path(__file__).resolve().with_name("device_runner.py")
@@ -43,12 +45,15 @@ class RunRequest:
     op_profiling: bool = False
     timeout_s: float | None = None  # whole command; None = derived from runs / max_seconds
     progress: bool | None = None  # a progress bar on stderr; None = only when stderr is a terminal
+    sustained_s: float | None = None  # run back to back this long and report latency over time
+    cooldown_s: float = 0.0  # idle on the device this long before the run
 
     def command_timeout(self) -> float:
         if self.timeout_s is not None:
             return self.timeout_s
         # Generous: a big model on a slow board may need minutes; a hang must still end.
-        return 600.0 if self.max_seconds is None else 120.0 + 2.0 * self.max_seconds
+        base = 600.0 if self.max_seconds is None else 120.0 + 2.0 * self.max_seconds
+        return base + self.cooldown_s + 1.5 * (self.sustained_s or 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +73,11 @@ class Measurement:
     peak_mem_mb: float | None = None
     environment: dict[str, str] = dataclasses.field(default_factory=dict)
     op_profile: tuple[dict[str, Any], ...] = ()
+    emulated: str = ""  # why the runner believes it ran under an emulator ("" = it did not)
+    cooldown_s: float = 0.0
+    state_before: DeviceState | None = None
+    state_after: DeviceState | None = None
+    sustained: SustainedStats | None = None
 
 
 class BenchRunError(BenchError):
@@ -198,9 +208,13 @@ class PythonScriptRunner(Runner):
             ]  # fmt: skip
             if request.max_seconds is not None:
                 argv += ["--max-seconds", repr(float(request.max_seconds))]
+            if request.sustained_s is not None:
+                argv += ["--sustained", repr(float(request.sustained_s))]
+            if request.cooldown_s:
+                argv += ["--cooldown", repr(float(request.cooldown_s))]
             with progress_bar(request, f"bench {self.device}") as on_line:
                 done = self.run(argv, timeout_s=self._timeout(request), on_line=on_line)
-            return parse_device_runner(done, self.label)
+            return parse_device_runner(done, self.label, str(request.model))
         finally:
             self.cleanup()
 
@@ -209,7 +223,7 @@ class PythonScriptRunner(Runner):
 def progress_bar(request: RunRequest, desc: str) -> Iterator[Callable[[str], None] | None]:
     """A tqdm bar on stderr fed by device_runner's streamed samples (or None when disabled)."""
     enabled = sys.stderr.isatty() if request.progress is None else request.progress
-    if not enabled:
+    if not enabled or request.sustained_s is not None:  # sustained runs stream slices, not samples
         yield None
         return
     from tqdm import tqdm
@@ -225,6 +239,13 @@ def progress_bar(request: RunRequest, desc: str) -> Iterator[Callable[[str], Non
         yield on_line
 
 
+def signal_name(signum: int) -> str:
+    try:
+        return f"signal {signum}, {signal.Signals(signum).name}"
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _events(stdout: str) -> list[dict[str, Any]]:
     events = []
     for line in stdout.splitlines():
@@ -236,7 +257,7 @@ def _events(stdout: str) -> list[dict[str, Any]]:
     return events
 
 
-def parse_device_runner(done: Completed, label: str) -> Measurement:
+def parse_device_runner(done: Completed, label: str, model: str | None = None) -> Measurement:
     """Turn device_runner.py's output into a Measurement, or a BenchRunError keeping partial samples."""
     events = _events(done.stdout)
     samples = tuple(float(x) for e in events if e.get("event") == "samples" for x in e["ms"])
@@ -252,7 +273,12 @@ def parse_device_runner(done: Completed, label: str) -> Measurement:
         )
     if done.returncode != 0 or "result" not in by_kind:
         error = by_kind.get("error", {})
-        if done.returncode == EXIT_NO_RUNTIME:
+        if done.returncode is not None and done.returncode < 0:
+            # Killed by a signal (SIGSEGV, SIGBUS, SIGABRT): runtimes crash on a malformed model
+            # file rather than report it.
+            named = f" {model}" if model else ""
+            what = f"the model file{named} crashed the runtime ({signal_name(-done.returncode)}); is it corrupt or truncated?"
+        elif done.returncode == EXIT_NO_RUNTIME:
             what = "runtime missing on the device"
         elif not events and done.returncode == 127:
             what = "python not found on the device"
@@ -264,6 +290,7 @@ def parse_device_runner(done: Completed, label: str) -> Measurement:
     if not samples:
         raise BenchRunError(f"{label}: the device runner reported no timed runs", raw_text=raw)
     env = {str(k): str(v) for k, v in start.get("environment", {}).items()}
+    emulated = env.pop("emulated", "")
     if "import_ms" in start:
         env["runtime_import_ms"] = f"{start['import_ms']:.1f}"
     for key in ("process_peak_rss_mb", "baseline_rss_mb"):
@@ -276,7 +303,7 @@ def parse_device_runner(done: Completed, label: str) -> Measurement:
         runtime_version=str(start.get("runtime_version", "unknown")),
         threads=int(result["threads"]),
         warmup_runs=int(result["warmup_runs"]),
-        num_runs=len(samples),
+        num_runs=int(result.get("num_runs") or len(samples)),
         latency=LatencyStats.from_samples(list(samples)),
         raw_text=raw,
         samples_ms=samples,
@@ -284,4 +311,9 @@ def parse_device_runner(done: Completed, label: str) -> Measurement:
         first_inference_ms=first.get("first_inference_ms"),
         peak_mem_mb=result.get("peak_mem_mb"),
         environment=env,
+        emulated=emulated,
+        cooldown_s=float(start.get("cooldown_s") or 0.0),
+        state_before=state_from_event(start.get("state_before")),
+        state_after=state_from_event(result.get("state_after")),
+        sustained=sustained_from_events(by_kind.get("sustained"), [e for e in events if e.get("event") == "bin"]),
     )

@@ -3,7 +3,8 @@
 One master connection per runner (ControlMaster + ControlPersist, so the board authenticates
 once and a crashed caller leaves no ssh behind for long), BatchMode so that nothing ever
 prompts, a connect timeout, and keep-alives so a board that vanishes mid-run fails instead
-of hanging. The host may be a ``~/.ssh/config`` alias; ``ssh_config`` passes ``-F FILE``.
+of hanging. The host may be a ``~/.ssh/config`` alias; ``ssh_config`` passes ``-F FILE``
+(default: ``$EDGECOMPRESS_SSH_CONFIG``, which ``scripts/arm_board.sh`` prints for its boards).
 Host keys are checked as the user's ssh configuration says: this tool never switches that off.
 
 Every remote command is one ``sh -c`` string built with :func:`shlex.quote`, so paths and
@@ -13,6 +14,7 @@ arguments with spaces or quotes reach the board as they are.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import tempfile
@@ -23,7 +25,7 @@ from typing import Any
 
 from edgecompress.bench.proc import CommandError, Completed, is_transient, run_command, tail, with_retries
 from edgecompress.bench.runner import PythonScriptRunner, launch_script, stop_and_remove_script
-from edgecompress.errors import BenchError
+from edgecompress.errors import BenchError, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,9 @@ class SshRunner(PythonScriptRunner):
         self.host = host
         self.port = port
         self.identity = identity
-        self.ssh_config = ssh_config
+        # The env variable lets `build --host ALIAS` reach boards whose aliases live outside
+        # ~/.ssh/config (the emulated boards of scripts/arm_board.sh) without another option.
+        self.ssh_config = ssh_config or os.environ.get("EDGECOMPRESS_SSH_CONFIG") or None
         self.remote_dir = remote_dir
         self.connect_timeout_s = connect_timeout_s
         self.control_persist_s = control_persist_s
@@ -160,7 +164,7 @@ class SshRunner(PythonScriptRunner):
                 home = self._ssh('printf %s "$HOME"', what="find the home folder").stdout.strip()
                 self.python = f"{home}/{self.python[2:]}"
         except CommandError as exc:
-            raise BenchError(str(exc)) from None
+            raise DeviceError(str(exc)) from None
 
     def _ensure_workdir(self) -> str:
         if self._workdir is None:

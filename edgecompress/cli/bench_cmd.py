@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -26,6 +27,14 @@ def summary(result: Any) -> str:
         + (f" (process peak {env['process_peak_rss_mb']} MB)" if env.get("process_peak_rss_mb") else ""),
         f"  cpu          {env.get('cpu_model') or env.get('ro.soc.model') or 'unknown'}, governor {env.get('governor', 'unreadable')}",
     ]
+    if r.sustained is not None or r.state_before is not None:
+        from edgecompress.bench.thermal import describe_state, describe_sustained
+
+        if r.sustained is not None:
+            lines.append(f"  sustained    {describe_sustained(r.sustained)}")
+        cool = f" (after {r.cooldown_s:g} s cool-down)" if r.cooldown_s else ""
+        lines.append(f"  device       before{cool}: {describe_state(r.state_before)}")
+        lines.append(f"               after: {describe_state(r.state_after)}")
     if env.get("latency_note"):
         lines.append(f"  note         {env['latency_note']}")
     return "\n".join(lines)
@@ -41,6 +50,9 @@ def summary(result: Any) -> str:
 @click.option("--warmup", default=10, show_default=True, type=int, help="Warmup runs before counting.")
 @click.option("--threads", default=None, type=int, help="Threads (default: the profile's).")
 @click.option("--max-seconds", default=None, type=float, help="Stop counting after this many seconds.")
+@click.option("--sustained", "sustained_s", default=None, type=float, metavar="SECONDS",
+              help="Run back to back for SECONDS and report latency over time (first vs last minute, p50 and p99).")
+@click.option("--cooldown", "cooldown_s", default=0.0, type=float, metavar="SECONDS", help="Let the device idle this long before measuring.")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False), help="Write the BenchmarkResult JSON here (raw output beside it).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is shown only on a terminal anyway).")
 @click.option("--op-profiling", is_flag=True, help="adb: per-op timings from benchmark_model.")
@@ -61,6 +73,8 @@ def bench(
     warmup: int,
     threads: int | None,
     max_seconds: float | None,
+    sustained_s: float | None,
+    cooldown_s: float,
     json_out: str | None,
     no_progress: bool,
     op_profiling: bool,
@@ -82,12 +96,13 @@ def bench(
 
     The JSON files can be fed to `edgecompress calibrate`.
     """
-    from edgecompress.bench.api import benchmark, make_runner, resolve_artifact
+    from edgecompress.bench.api import benchmark, check_numbers, make_runner, resolve_artifact
     from edgecompress.errors import BenchError
     from edgecompress.profiles import DeviceProfile, load_profile
 
     if serial and host:
         raise BenchError("--serial (adb) and --host (ssh) cannot both be given")
+    check_numbers(threads, runs, warmup, max_seconds, sustained_s, cooldown_s)
     target = resolve_artifact(artifact)  # reject a bad file before connecting to anything
     profile: DeviceProfile = load_profile(device)
     kind = runner or profile.connection.runner
@@ -99,7 +114,8 @@ def bench(
         raise BenchError(f"--{given[0].replace('_', '-')} does not apply to device {profile.name} (reached by {kind})")
     options = {k: v for k, v in {**adb_opts, **ssh_opts}.items() if v}
     the_runner = make_runner(kind, profile, serial=serial, host=host, **options)
-    click.echo(f"benchmarking {target.path.name} on {profile.name} over {kind} ...", err=True)
+    if sys.stderr.isatty():  # a failure must stay one line on stderr for scripts and logs
+        click.echo(f"benchmarking {target.path.name} on {profile.name} over {kind} ...", err=True)
     with the_runner:
         result = benchmark(
             artifact,
@@ -112,6 +128,8 @@ def bench(
             op_profiling=op_profiling,
             json_path=json_out,
             progress=False if no_progress else None,
+            sustained_s=sustained_s,
+            cooldown_s=cooldown_s,
         )
     click.echo(summary(result))
     if json_out:

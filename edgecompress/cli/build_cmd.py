@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from edgecompress.cli.teacher_options import gather, teacher_options
+
 
 @click.command()
 @click.option("--device", default=None, help="Device profile name or .toml path (default pixel7).")
@@ -34,9 +36,15 @@ import click
 @click.option("--runs", type=int, default=None, help="Counted benchmark runs per artifact (default 100).")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs per artifact (default 10).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="run.toml holding any of these options; the command line overrides it.")
+@click.option("--strict", is_flag=True, default=None, help="Fail on an unreadable image, a symlink loop, a FIFO or a device "
+              "file in the data folders instead of skipping it (skips are counted in the output).")
+@click.option("--require", default=None, metavar="PRECISION",
+              help="Fail (exit 2) unless the deployed artifact has this precision, e.g. int8. Default: deploy int8 "
+                   "when it passes the parity gate, else the smallest artifact that passes, and say why.")
 @click.option("--force", is_flag=True, help="Start over instead of resuming finished stages.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the BuildReport JSON at the end.")
+@teacher_options
 def build(config_file: str | None, force: bool, quiet: bool, as_json: bool, **options: Any) -> None:
     """Profile -> select -> distill -> export + parity -> benchmark -> report.
 
@@ -54,7 +62,7 @@ def build(config_file: str | None, force: bool, quiet: bool, as_json: bool, **op
     from edgecompress.pipeline import build as run_build
     from edgecompress.runconfig import load_run_config
 
-    cfg = load_run_config(config_file, options)
+    cfg = load_run_config(config_file, gather(options))
     report = run_build(cfg, force=force, quiet=quiet)
     if as_json:
         click.echo(report.to_json())
@@ -97,6 +105,7 @@ def _one_screen(s: dict[str, Any], html: str) -> str:
         f"test accuracy {pct(tr.get('test_acc'))} (teacher {pct(tr.get('teacher_test_acc'))}, agreement {pct(tr.get('test_agreement'))})",
         *_compression_lines(s.get("compression")),
         f"deployed   {Path(v['deployed_artifact'] or '-').name}, {v['size_mb']:.3f} MB (budget {b['model_size_budget_mb']:g}) {mark(v['size_ok'])}",
+        *([f"why        {v['deployed_reason']}"] if v.get("deployed_reason") else []),
         f"latency    {v['latency_ms']:.3f} ms (budget {b['latency_budget_ms']:g}) {mark(v['latency_ok'])} - {v['latency_source']}",
         f"peak RAM   {v['peak_ram_mb']:.2f} MB (budget {b['peak_ram_budget_mb']:g}) {mark(v['ram_ok'])} - {v['peak_ram_source']}",
     ]

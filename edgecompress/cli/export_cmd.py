@@ -23,6 +23,8 @@ from edgecompress.export.config import FORMATS, LAYOUTS, PRECISIONS, ExportConfi
 @click.option("--entry-point", default=None, help="module:factory building the teacher from a state_dict (see `distill`).")
 @click.option("--trust-checkpoint", is_flag=True, help="Allow a pickled teacher module (runs code from the file).")
 @click.option("--keep-failing", is_flag=True, help="Measure parity but keep artifacts that fail it (no gate).")
+@click.option("--plain-ptq", is_flag=True, help="int8: plain post-training quantization only; no better calibration or "
+              "layers kept in float when it misses the parity gate (see docs/export.md).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON.")
 def export(
@@ -39,6 +41,7 @@ def export(
     entry_point: str | None,
     trust_checkpoint: bool,
     keep_failing: bool,
+    plain_ptq: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -59,6 +62,7 @@ def export(
         parity_samples=parity_samples,
         opset=opset,
         enforce_parity=not keep_failing,
+        accuracy_aware=not plain_ptq,
     )
     from edgecompress.export.checkpoint import export as run_export  # heavy: torch, onnx
 

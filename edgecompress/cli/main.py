@@ -1,7 +1,9 @@
-"""Entry point: the click group, lazy sub-command loading and error handling.
+"""Entry point: the click group, lazy sub-command loading and the error boundary.
 
 Sub-commands live in one module each (``edgecompress/cli/<name>.py``) and import torch and
-friends inside their function bodies, so ``edgecompress --help`` stays fast and light.
+friends inside their function bodies, so ``edgecompress --help`` stays fast and light. Every
+failure leaves through :mod:`edgecompress.cli.boundary`: one line on stderr, a documented exit
+code.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import click
 
-from edgecompress.errors import EdgeCompressError, InternalError
+from edgecompress.cli.boundary import run_guarded, sigterm_as_interrupt
 
 # command name -> "module:attribute". Add a line here to add a command.
 COMMANDS: dict[str, str] = {
@@ -40,16 +42,14 @@ class LazyGroup(click.Group):
         cmd: click.Command = getattr(importlib.import_module(module), attr)
         return cmd
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except EdgeCompressError as exc:
-            # A user error: one line, exit 2, no traceback.
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except InternalError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:  # an embedding caller handles exceptions itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        with sigterm_as_interrupt():
+            code = run_guarded(lambda: super(LazyGroup, self).main(argv, prog_name, complete_var, standalone_mode=False, **extra), argv)
+        sys.exit(code)
 
 
 @click.group(cls=LazyGroup, context_settings={"auto_envvar_prefix": "EDGECOMPRESS", "help_option_names": ["-h", "--help"]})
@@ -64,6 +64,11 @@ def cli() -> None:
       edgecompress select --device rpi5 --input 3x32x32 --classes 10
 
     Options can also come from environment variables EDGECOMPRESS_<COMMAND>_<OPTION>.
+
+    \b
+    Exit codes: 0 success, 2 user error (bad option, value or file),
+    3 device error (phone or board unreachable or failing),
+    4 internal error (please report; the traceback file is named), 130 interrupted.
     """
 
 

@@ -66,7 +66,7 @@ def select(device: str, input_shape: str, classes: int, latency_ms: float | None
         raise SelectError("--compress needs --teacher (the ratio is teacher MACs / student MACs)")
     if teacher:
         from edgecompress.cost.reference import teacher_reference
-        from edgecompress.distill.teacher import load_teacher
+        from edgecompress.distill.teacher_load import load_teacher
 
         t = load_teacher(teacher, entry_point=teacher_entry_point, trust_checkpoint=trust_checkpoint)
         module = t.module

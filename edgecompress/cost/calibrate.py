@@ -127,6 +127,13 @@ def measure_file(path: Path, profile: DeviceProfile, runs: int, warmup: int, **r
     from edgecompress.bench import benchmark
 
     r = benchmark(path, profile, runs=runs, warmup=warmup, **runner_kw)
+    if r.emulated:
+        # An emulator's timings say nothing about the device's: fitting on them would be worse
+        # than the priors.
+        raise CalibrationError(
+            f"device {profile.name}: refusing to calibrate on emulated latency ({r.emulated}); "
+            "measure on the real device (emulated boards are for parity and harness checks only)"
+        )
     return r.latency.p50_ms, r.latency.p90_ms, r.latency.std_ms
 
 

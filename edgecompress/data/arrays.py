@@ -25,6 +25,10 @@ from edgecompress.data.raw import RawData, check_labels, default_augment
 from edgecompress.data.sources import ArraySource
 from edgecompress.errors import DataError
 
+# The most classes an .npz may declare or imply (ImageNet-21k has ~22k): a label beyond it is
+# taken for corrupt data, not a task.
+MAX_CLASSES = 100_000
+
 
 def to_uint8_nchw(x: np.ndarray, where: str) -> np.ndarray:
     """Accept the layouts and dtypes documented above; return uint8 (N, C, H, W)."""
@@ -50,12 +54,33 @@ def to_uint8_nchw(x: np.ndarray, where: str) -> np.ndarray:
     raise DataError(f"{where}: x has dtype {x.dtype}; allowed: uint8, integer or float")
 
 
+def implied_classes(y: np.ndarray, where: str) -> int:
+    """The class count labels imply without ``class_names`` (largest + 1), refused when it is
+    absurd: one label of 10^9 must not make a billion classes, nor one of 1000 among 0..9
+    silently make a 1001-class task."""
+    if len(y) == 0:
+        raise DataError(f"{where}: y holds no labels")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0:
+        check_labels(y, hi + 1, where)
+    if hi >= MAX_CLASSES:
+        i = int(np.argmax(y))
+        raise DataError(f"{where}: label {hi} at index {i} is above the allowed maximum {MAX_CLASSES - 1} "
+                        f"(save class_names to declare the classes, or relabel 0..K-1)")
+    used = int(np.unique(y).size)
+    if hi + 1 > 2 * used and hi + 1 - used > 1:
+        i = int(np.argmax(y))
+        raise DataError(f"{where}: label {hi} at index {i} implies {hi + 1} classes but only {used} distinct labels occur "
+                        f"(save class_names to declare {hi + 1} classes, or relabel 0..{used - 1})")
+    return hi + 1
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc or type(exc).__name__})") from None
 
 
 def load_npz(path: Path, *, labeled: bool = True) -> RawData:
@@ -76,10 +101,10 @@ def load_npz(path: Path, *, labeled: bool = True) -> RawData:
         y = y.astype(np.int64)
     if "class_names" in z:
         names = tuple(str(s) for s in np.asarray(z["class_names"]).reshape(-1))
+        if not 2 <= len(names) <= MAX_CLASSES:
+            raise DataError(f"{path}: class_names holds {len(names)} names; allowed: 2 to {MAX_CLASSES}")
     elif y is not None:
-        if y.min() < 0:
-            check_labels(y, int(y.max()) + 1, str(path))
-        names = tuple(str(c) for c in range(int(y.max()) + 1))
+        names = tuple(str(c) for c in range(implied_classes(y, str(path))))
     else:
         names = ()
     if y is not None:

@@ -3,10 +3,17 @@
 Files are found by extension and each is decoded once while scanning, to find unreadable or
 truncated images before training starts and to learn sizes and colour modes; no pixels are
 kept. Training decodes again, lazily, one item at a time (:class:`FileSource`).
+
+Hostile entries -- symlink loops, broken symlinks, FIFOs (opening one would block forever),
+device files, sockets, unreadable files -- are never opened: they are skipped with a count in
+the task's notes, or reported as an error with ``strict``.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -19,8 +26,60 @@ from edgecompress.errors import DataError
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _odd_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file or folder")
+
+
+class _Listing:
+    """One folder's image files and sub-folders; what is neither is recorded, never opened."""
+
+    def __init__(self, folder: Path, strict: bool) -> None:
+        self.files: list[Path] = []
+        self.dirs: list[Path] = []
+        self.odd: list[str] = []
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:
+            raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+        for p in entries:
+            try:
+                st = p.stat()  # follows symlinks: a loop or a dangling link fails here
+            except OSError as exc:
+                why = "a symlink loop" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+                self._odd(p, why, strict)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not p.name.startswith("."):
+                    self.dirs.append(p)
+            elif not stat.S_ISREG(st.st_mode):
+                self._odd(p, _odd_kind(st.st_mode), strict)
+            elif p.suffix.lower() in IMAGE_EXTS:
+                if not os.access(p, os.R_OK):
+                    self._odd(p, "not readable (permission denied)", strict)
+                else:
+                    self.files.append(p)
+
+    def _odd(self, p: Path, why: str, strict: bool) -> None:
+        if strict:
+            raise DataError(f"{p}: {why}; remove it, or drop --strict to skip it")
+        self.odd.append(f"{p.name} ({why})")
+
+
+def _note_skipped(where: Path, odd: list[str]) -> None:
+    if odd:
+        warn(f"{where}: skipped {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that cannot be read as an image or "
+             f"class folder (first: {odd[0]}); use --strict to fail instead")
+
+
+def _image_files(folder: Path, strict: bool = False, odd: list[str] | None = None) -> list[Path]:
+    listing = _Listing(folder, strict)
+    if odd is not None:
+        odd += listing.odd
+    return listing.files
 
 
 def _probe(path: Path) -> tuple[tuple[int, int], int]:
@@ -66,16 +125,19 @@ def _default_shape(sizes: Counter, channels: int, where: Path) -> tuple[int, int
 
 def load_image_folder(root: Path, *, strict: bool = False, progress: bool = False) -> RawData:
     """ImageFolder layout: ``root/<class>/<image>``; class index = sorted subfolder order."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    top = _Listing(root, strict)
+    odd = list(top.odd)
+    subdirs = top.dirs
     if not subdirs:
-        loose = _image_files(root)
+        _note_skipped(root, odd)
+        loose = top.files
         hint = f" (it holds {len(loose)} loose image(s): pass it as --unlabeled for a flat folder)" if loose else ""
         raise DataError(f"{root}: no class subfolders; expected {root}/<class>/<image>{hint}")
     paths: list[Path] = []
     labels: list[int] = []
     empty = []
     for k, d in enumerate(subdirs):
-        files = _image_files(d)
+        files = _image_files(d, strict, odd)
         if not files:
             empty.append(d.name)
         paths += files
@@ -84,6 +146,7 @@ def load_image_folder(root: Path, *, strict: bool = False, progress: bool = Fals
         raise DataError(f"{root}: the class subfolders hold no images ({', '.join(IMAGE_EXTS)})")
     if empty:
         raise DataError(f"{root}: class folder(s) with no images: {', '.join(empty)}")
+    _note_skipped(root, odd)
     keep, sizes, channels = _scan(paths, root, strict, progress)
     if not keep:
         raise DataError(f"{root}: none of the {len(paths)} images could be read")
@@ -103,9 +166,12 @@ def load_image_folder(root: Path, *, strict: bool = False, progress: bool = Fals
 
 def load_flat_folder(root: Path, channels: int, *, strict: bool = False, progress: bool = False) -> FileSource:
     """Unlabeled images directly in ``root`` (subfolders are searched too, one level per class-like dir)."""
-    paths = _image_files(root)
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        paths += _image_files(d)
+    top = _Listing(root, strict)
+    odd = list(top.odd)
+    paths = list(top.files)
+    for d in top.dirs:
+        paths += _image_files(d, strict, odd)
+    _note_skipped(root, odd)
     if not paths:
         raise DataError(f"{root}: no images found ({', '.join(IMAGE_EXTS)})")
     keep, sizes, _ = _scan(paths, root, strict, progress)

@@ -18,7 +18,7 @@ from edgecompress.data.folders import IMAGE_EXTS, load_flat_folder, load_image_f
 from edgecompress.data.raw import RawData, recorded_warnings
 from edgecompress.data.sources import ArraySource, Source
 from edgecompress.data.splits import check_fraction, holdout, stratified_take
-from edgecompress.data.transforms import Augment, Pipeline, channel_stats
+from edgecompress.data.transforms import CHANNEL_ORDERS, RESIZE_MODES, Augment, Pipeline, channel_stats
 from edgecompress.errors import DataError
 
 STATS_SAMPLE = 2048  # images used to compute normalization statistics
@@ -140,6 +140,11 @@ def load_task(
     std: tuple[float, ...] | None = None,
     augment: bool = True,
     progress: bool | None = None,
+    pixel_scale: float = 1.0 / 255.0,
+    channel_order: str = "rgb",
+    resize: str = "bilinear",
+    norm_source: str = "data",
+    input_size: tuple[int, int] | None = None,
 ) -> TaskData:
     """Load a built-in task (``digits``, ``shapes[:opts]``) or a path (ImageFolder, ``.npz``,
     CIFAR folder) and split it.
@@ -151,8 +156,9 @@ def load_task(
       ``shapes-pool[:opts]``) and the labels-dropped rest of the training set;
     - calibration: ``calib_size`` labeled images, no augmentation.
 
-    Normalization statistics are ``mean``/``std`` if given, else computed from up to 2048
-    labeled images. Raises :class:`DataError` (one line) for any bad input, before any long
+    Normalization statistics are ``mean``/``std`` if given (in the units ``pixel_scale`` and
+    ``channel_order`` give, see :class:`~edgecompress.artifacts.Preprocessing`; ``norm_source``
+    records where they came from), else computed from up to 2048 labeled images. Raises :class:`DataError` (one line) for any bad input, before any long
     work where the problem can be seen up front.
     """
     fraction = check_fraction(labeled_fraction)
@@ -167,6 +173,8 @@ def load_task(
     with recorded_warnings(notes):
         raw = read_source(source, shape_arg, strict, show)
     shape = shape_arg or raw.default_shape
+    if input_size is not None:  # the teacher's (H, W); the data's channel count stays
+        shape = _check_shape((shape[0], *input_size))
     num_classes = len(raw.class_names)
     if num_classes < 2:
         raise DataError(f"{source}: found {num_classes} class; a classification task needs at least 2")
@@ -186,12 +194,21 @@ def load_task(
     lab_idx, rest_idx = stratified_take(raw.train.labels, train_idx, fraction, rng)
 
     aug = raw.augment if augment else Augment()
-    plain = Preprocessing(input_shape=shape, mean=(0.0,) * shape[0], std=(1.0,) * shape[0])
+    if channel_order not in CHANNEL_ORDERS or resize not in RESIZE_MODES or not pixel_scale > 0:
+        raise DataError(f"channel_order={channel_order!r} / resize={resize!r} / pixel_scale={pixel_scale!r}: allowed "
+                        f"{'|'.join(CHANNEL_ORDERS)}, {'|'.join(RESIZE_MODES)}, a positive scale")
+    fmt = {"pixel_scale": float(pixel_scale), "channel_order": channel_order, "resize": resize}
+    plain = Preprocessing(input_shape=shape, mean=(0.0,) * shape[0], std=(1.0,) * shape[0], **fmt)  # type: ignore[arg-type]
     if mean is None or std is None:
         mean, std = _stats(SplitDataset(raw.train, lab_idx, Pipeline(plain)), seed)
+        norm_source = "data"
+    mean, std = tuple(mean), tuple(std)
+    if len(mean) == 1 and len(std) == 1:  # one value for every channel (--normalize half)
+        mean, std = mean * shape[0], std * shape[0]
     if len(mean) != shape[0] or len(std) != shape[0] or min(std) <= 0:
         raise DataError(f"mean={tuple(mean)} / std={tuple(std)}: need {shape[0]} values each, std > 0")
-    pre = Preprocessing(input_shape=shape, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std))
+    pre = Preprocessing(input_shape=shape, mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
+                        source=norm_source, **fmt)  # type: ignore[arg-type]
     pipe = Pipeline(pre, aug)
 
     labeled = SplitDataset(raw.train, lab_idx, pipe, train=True)

@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from edgecompress.artifacts import Preprocessing
+from edgecompress.preprocess_options import CHANNEL_ORDERS, RESIZE_MODES
+
+__all__ = ["CHANNEL_ORDERS", "RESIZE_MODES", "Augment", "Pipeline", "channel_stats", "normalize", "resize"]
 
 # ITU-R BT.601 luma weights, the same ones Pillow's convert("L") uses, so an RGB image
 # turned gray here matches one turned gray by Pillow on the device side.
@@ -24,20 +27,24 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def to_unit_float(x: torch.Tensor, pixel_scale: float = 1.0 / 255.0) -> torch.Tensor:
-    """uint8 pixels -> float32 in [0, 1]."""
+    """uint8 pixels -> float32 times ``pixel_scale`` (in [0, 1] by default)."""
     return x.to(torch.float32) * pixel_scale
 
 
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a float (C, H, W) or (N, C, H, W) tensor to ``size`` = (H, W).
+def resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize a float (C, H, W) or (N, C, H, W) tensor to ``size`` = (H, W), bilinear or nearest.
 
-    ``antialias=True`` only changes anything when shrinking (it is plain bilinear when
-    enlarging); without it, large photos shrunk to 32x32 alias badly.
+    Bilinear uses ``antialias=True``: it only changes anything when shrinking (plain bilinear
+    when enlarging); without it, large photos shrunk to 32x32 alias badly.
     """
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     batched = x.dim() == 4
-    y = F.interpolate(x if batched else x[None], size=size, mode="bilinear", align_corners=False, antialias=True)
+    xb = x if batched else x[None]
+    if mode == "nearest":
+        y = F.interpolate(xb, size=size, mode="nearest-exact")
+    else:
+        y = F.interpolate(xb, size=size, mode="bilinear", align_corners=False, antialias=True)
     return y if batched else y[0]
 
 
@@ -106,7 +113,9 @@ class Pipeline:
         x = torch.as_tensor(np.asarray(image)) if not isinstance(image, torch.Tensor) else image
         x = to_unit_float(x, p.pixel_scale)
         x = convert_channels(x, p.input_shape[0])
-        return resize(x, (p.input_shape[1], p.input_shape[2]))
+        if p.channel_order == "bgr" and x.shape[-3] == 3:
+            x = x.flip(-3)
+        return resize(x, (p.input_shape[1], p.input_shape[2]), p.resize)
 
     def __call__(self, image: np.ndarray | torch.Tensor, train: bool = False) -> torch.Tensor:
         x = normalize(self.raw(image), self.preprocessing.mean, self.preprocessing.std)

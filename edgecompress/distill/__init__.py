@@ -11,7 +11,8 @@ kd+unlabeled, fm, fitnet, anc, anc+unlabeled, anc+align, anc-labelfree. Importin
 from edgecompress.distill.config import DiscRegularizer, DistillConfig, Method, Optimizer
 from edgecompress.distill.demo_teacher import DemoTeacher, demo_teacher, demo_teacher_info, demo_teacher_module
 from edgecompress.distill.losses import LOSSES, register_loss
-from edgecompress.distill.teacher import Teacher, TeacherOutput, load_teacher
+from edgecompress.distill.teacher import Teacher, TeacherOutput
+from edgecompress.distill.teacher_load import load_teacher
 from edgecompress.distill.trainer import distill
 
 __all__ = [

@@ -13,6 +13,7 @@ from torch import nn
 
 from edgecompress.artifacts import StudentSpec
 from edgecompress.distill.config import DistillConfig
+from edgecompress.distill.student_taps import classifier_name, low_level_name
 from edgecompress.distill.teacher import Teacher, TeacherOutput
 from edgecompress.errors import DistillError, TeacherError
 
@@ -48,6 +49,10 @@ def check_inputs(teacher: Teacher, spec: StudentSpec, task: Any, cfg: DistillCon
         if cfg.teacher_feature is not None:
             teacher.set_taps(embedding=cfg.teacher_feature)
         out = teacher.probe(data_shape)  # raises on input-size mismatch
+        real = _real_batch(task)
+        if real is not None:  # real images: NaN/inf and a fast path that disagrees show up here, not mid-training
+            teacher.verify(real)
+            teacher(real, phase=f"forward failed on {len(real)} real labeled images")
         classes = int(out.logits.shape[-1]) if out.logits.dim() == 2 else -1
         if classes != task.num_classes:
             where = teacher.path or "teacher"
@@ -62,12 +67,21 @@ def check_inputs(teacher: Teacher, spec: StudentSpec, task: Any, cfg: DistillCon
     return out
 
 
+def _real_batch(task: Any, n: int = 32) -> torch.Tensor | None:
+    split = getattr(task, "labeled", None)
+    if split is None or len(split) == 0:
+        split = getattr(task, "unlabeled", None)
+    if split is None or len(split) == 0:
+        return None
+    return torch.stack([split[i][0] for i in range(min(n, len(split)))])
+
+
 def check_student(student: nn.Module, cfg: DistillConfig, input_shape: tuple[int, ...]) -> None:
     """The student must follow the contract: ``classifier`` (Linear) and, for alignment, a real
     ``low_level_layer``; a named ``student_feature`` must exist."""
     names = [n for n, _ in student.named_modules() if n]
-    if not isinstance(getattr(student, "classifier", None), nn.Linear) and cfg.student_feature is None:
-        raise DistillError("student has no `classifier` nn.Linear; name its embedding with student_feature")
+    if classifier_name(student) is None and cfg.student_feature is None:
+        raise DistillError("student has no nn.Linear or 1x1-conv classifier; name its embedding module with student_feature")
     for label, name in (("student_feature", cfg.student_feature), ("low_level_layer", _low_level(student, cfg))):
         if name is not None and name not in names:
             near = difflib.get_close_matches(name, names, n=5, cutoff=0.4) or names[:5]
@@ -88,7 +102,7 @@ def check_student(student: nn.Module, cfg: DistillConfig, input_shape: tuple[int
 def _low_level(student: nn.Module, cfg: DistillConfig) -> str | None:
     if "align" not in cfg.weights():
         return None
-    name = getattr(student, "low_level_layer", None)
-    if not isinstance(name, str):
-        raise DistillError("alignment needs student.low_level_layer (the name of an early feature map module)")
+    name = low_level_name(student)
+    if name is None:
+        raise DistillError("alignment needs an early feature map: the student has no Conv2d and no low_level_layer")
     return name

@@ -19,6 +19,7 @@ from edgecompress.distill import distributed as D
 from edgecompress.distill.config import DistillConfig, Optimizer
 from edgecompress.distill.discriminators import DistillParts
 from edgecompress.distill.streams import Streams, mix_seed
+from edgecompress.distill.student_taps import classifier_name, low_level_name
 from edgecompress.distill.teacher import Teacher
 from edgecompress.errors import DistillError
 
@@ -63,7 +64,10 @@ def student_forward(run: Run, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     finally:
         for h in handles:
             h.remove()
-    return logits, torch.flatten(got["emb"], 1), got.get("low")
+    emb = got["emb"]
+    if emb.dim() == 4 and not run.feature_is_output:  # a 1x1 conv head: its input map, pooled
+        emb = emb.mean((2, 3))
+    return logits, torch.flatten(emb, 1), got.get("low")
 
 
 def student_params(run: Run) -> list[nn.Parameter]:
@@ -84,8 +88,8 @@ def build_run(teacher: Teacher | None, student: nn.Module, cfg: DistillConfig, p
     weights = cfg.weights()
     feature_is_output = cfg.student_feature is not None
     modules = dict(student.named_modules())
-    feature_module = modules[cfg.student_feature] if feature_is_output else student.classifier  # type: ignore[index]
-    low_module = modules[student.low_level_layer] if "align" in weights else None  # type: ignore[index]
+    feature_module = modules[cfg.student_feature if feature_is_output else classifier_name(student)]  # type: ignore[index]
+    low_module = modules[low_level_name(student)] if "align" in weights else None  # type: ignore[index]
     run = Run(cfg, student, teacher, DistillParts(student_dim=1, teacher_dim=None, low_channels=None, fitnet=False, adv=False, align=False),
               None, None, None, weights, dist, feature_module, feature_is_output, low_module, device)  # type: ignore[arg-type]
     # One dry forward tells the widths the adapters and discriminators need.

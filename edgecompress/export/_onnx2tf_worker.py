@@ -11,8 +11,12 @@ onnx2tf is imported; an attempt is printed as ``edgecompress-offline: blocked ..
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sys
+import threading
+import time
 from typing import Any, NoReturn
 
 BLOCKED_MARK = "edgecompress-offline: blocked network access"
@@ -51,7 +55,27 @@ def disable_add_layout_rescue() -> None:
         print("edgecompress: onnx2tf Add layout rescue guard not found; left as is", flush=True)
 
 
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """End this worker (and its process group) as soon as the process that started it is gone.
+
+    A SIGKILLed caller cannot kill the converter's group; without this the conversion ran on
+    as an orphan for about a minute. Polling the parent pid is portable and needs no prctl.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                if os.getpgrp() == os.getpid():  # our own group (export/worker.py): take it all down
+                    os.killpg(0, signal.SIGKILL)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
+    exit_with_parent()
     block_network()
     with open(argv[0], encoding="utf-8") as fh:
         req = json.load(fh)

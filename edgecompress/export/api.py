@@ -19,15 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.artifacts import ExportArtifact, ParityReport, Preprocessing, atomic_write_text, sha256_file
+from edgecompress.artifacts import (
+    ExportArtifact,
+    ParityReport,
+    Preprocessing,
+    QuantAttempt,
+    atomic_write_text,
+    sha256_file,
+)
 from edgecompress.errors import ExportError, ParityError
 from edgecompress.export import manifest
 from edgecompress.export.config import ExportConfig
 from edgecompress.export.context import ExportContext
+from edgecompress.export.deploy import SUMMARY_NAME  # re-exported: callers import it from here
 from edgecompress.export.parity import compare, run_onnx, run_tflite
 from edgecompress.export.registry import Recipe, resolve
-
-SUMMARY_NAME = "export_summary.json"
+from edgecompress.export.tuning import has_tuner, tune
 
 
 def _check_arrays(preprocessing: Preprocessing, calib_x: np.ndarray, val_x: np.ndarray, val_y: np.ndarray) -> None:
@@ -96,10 +103,12 @@ def export_module(
     """Export ``model`` to every (format, precision) of ``config`` and gate each on parity.
 
     ``model`` takes NCHW float32 input already normalized per ``preprocessing`` and returns
-    logits. ``calib_x`` (first ``config.calibration_size`` rows used) calibrates int8;
+    logits. ``calib_x`` (first ``config.calibration_size`` rows used; up to
+    ``config.calibration_pool_size`` when int8 misses the gate and is tuned) calibrates int8;
     ``val_x``/``val_y`` (first ``config.parity_samples``) are the parity set. Returns the
     artifacts that were written; raises :class:`ParityError` (after writing those that passed)
-    naming every artifact that failed and its numbers, unless ``config.enforce_parity`` is off.
+    naming every artifact that failed and its numbers, unless ``config.enforce_parity`` or
+    ``config.fail_on_miss`` is off (then the failures are only in ``export_summary.json``).
     """
     recipes = resolve(config.formats, config.precisions)
     if any(r.format == "tflite" for r in recipes):
@@ -107,7 +116,9 @@ def export_module(
 
         require_tflite()
     _check_arrays(preprocessing, calib_x, val_x, val_y)
-    calib_x = np.ascontiguousarray(calib_x[: config.calibration_size], np.float32)
+    pool_size = max(config.calibration_size, config.calibration_pool_size if config.accuracy_aware else 0)
+    pool = np.ascontiguousarray(calib_x[:pool_size], np.float32)
+    calib_x = pool[: config.calibration_size]
     val_x = np.ascontiguousarray(val_x[: config.parity_samples], np.float32)
     val_y = np.asarray(val_y[: config.parity_samples]).astype(np.int64)
 
@@ -116,7 +127,7 @@ def export_module(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-work-", dir=out))
-    ctx = ExportContext(model, preprocessing, config, work, calib_x)
+    ctx = ExportContext(model, preprocessing, config, work, calib_x, calib_pool=pool)
     written: list[ExportArtifact] = []
     failed: list[tuple[Recipe, str]] = []
     reports: list[dict[str, Any]] = []
@@ -124,9 +135,10 @@ def export_module(
         with _progress(len(recipes), progress) as bar:
             for recipe in recipes:
                 bar.set_postfix_str(f"{recipe.format} {recipe.precision}")
-                art, parity, problem = _export_one(recipe, ctx, out, reference, val_x, val_y, checkpoint_sha256)
+                art, parity, problem, attempts = _export_one(recipe, ctx, out, reference, val_x, val_y, checkpoint_sha256)
                 reports.append({"format": recipe.format, "precision": recipe.precision, "file": recipe.filename,
                                 "written": art is not None, "error": problem, "parity": parity.to_dict(),
+                                "attempts": [a.to_dict() for a in attempts],
                                 "artifact": art.to_dict() if art else None})
                 if art is not None:
                     written.append(art)
@@ -136,7 +148,7 @@ def export_module(
     finally:
         shutil.rmtree(work, ignore_errors=True)
         atomic_write_text(out / SUMMARY_NAME, _summary_json(reports, config))
-    if failed:
+    if failed and config.fail_on_miss:
         detail = "; ".join(f"{r.filename}: {why}" for r, why in failed)
         raise ParityError(f"export: parity gate failed for {len(failed)} of {len(recipes)} artifacts: {detail} "
                           f"(passed artifacts were written to {out}; numbers in {out / SUMMARY_NAME})")
@@ -151,18 +163,24 @@ def _export_one(
     val_x: np.ndarray,
     val_y: np.ndarray,
     checkpoint_sha256: str | None,
-) -> tuple[ExportArtifact | None, ParityReport, str | None]:
-    """Build, check and place one target: (artifact or None if withheld, parity, problem or None)."""
+) -> tuple[ExportArtifact | None, ParityReport, str | None, tuple[QuantAttempt, ...]]:
+    """Build, check and place one target: (artifact or None if withheld, parity, problem or None,
+    the accuracy-aware int8 attempts if plain PTQ missed the gate)."""
     cfg = ctx.config
+    layout = "nchw" if recipe.format == "onnx" else cfg.layout
+
+    def evaluate(path: Path) -> ParityReport:
+        logits = run_onnx(path, val_x) if recipe.format == "onnx" else run_tflite(path, val_x, cfg.layout)
+        return compare(reference, logits, val_y, recipe.numeric, cfg)
+
     t0 = time.perf_counter()
     built = recipe.build(ctx)  # shared steps (ONNX graph, onnx2tf run) are charged to the first user
+    build_s = time.perf_counter() - t0
+    parity = evaluate(built.path)
+    attempts: tuple[QuantAttempt, ...] = ()
+    if not parity.passed and cfg.accuracy_aware and has_tuner(recipe):
+        built, parity, attempts = tune(recipe, ctx, built, parity, build_s, evaluate)
     export_s = time.perf_counter() - t0
-    layout = "nchw" if recipe.format == "onnx" else cfg.layout
-    if recipe.format == "onnx":
-        logits = run_onnx(built.path, val_x)
-    else:
-        logits = run_tflite(built.path, val_x, cfg.layout)
-    parity = compare(reference, logits, val_y, recipe.numeric, cfg)
     log_rel = None
     if built.log is not None:  # kept whether or not the artifact passes: it is how to debug it
         log_rel = f"{recipe.format}_convert.log"
@@ -171,7 +189,8 @@ def _export_one(
         _withdraw(out, recipe.filename)
         numbers = (f"agreement {parity.top1_agreement:.2%}, acc delta {parity.acc_delta_pt:+.2f} pt, "
                    f"max abs diff {parity.max_abs_diff:.3g}")
-        return None, parity, f"{', '.join(parity.failures)} ({numbers})"
+        tried = f", best of {len(attempts)} accuracy-aware attempts" if attempts else ""
+        return None, parity, f"{', '.join(parity.failures)} ({numbers}{tried})", attempts
     final = out / recipe.filename
     (out / f"{recipe.filename}.json").unlink(missing_ok=True)  # the manifest marks completion
     _place(built.path, final)
@@ -187,9 +206,10 @@ def _export_one(
         export_s=round(export_s, 3),
         checkpoint_sha256=checkpoint_sha256,
         log=str((out / log_rel).resolve()) if log_rel else None,
+        attempts=attempts,
     )
     art.save(out / f"{recipe.filename}.json")
-    return art, parity, None  # a failure kept on purpose (enforce_parity off) is in art.parity
+    return art, parity, None, attempts  # a failure kept on purpose (enforce_parity off) is in art.parity
 
 
 def _summary_json(reports: list[dict[str, Any]], config: ExportConfig) -> str:

@@ -116,8 +116,15 @@ def export(
     from edgecompress.data import load_task_ref
 
     pre = ckpt.preprocessing
-    task = load_task_ref(ckpt.data, calib_size=config.calibration_size, mean=pre.mean, std=pre.std, progress=False)
-    calib_x, _ = _stack(task.calibration, config.calibration_size)
+    # Accuracy-aware int8 may calibrate on more images than plain PTQ: load them all up front.
+    calib_size = max(config.calibration_size, config.calibration_pool_size if config.accuracy_aware else 0)
+    task = load_task_ref(ckpt.data, calib_size=calib_size, mean=pre.mean, std=pre.std, pixel_scale=pre.pixel_scale,
+                         channel_order=pre.channel_order, resize=pre.resize, norm_source=pre.source, progress=False)
+    calib_x, _ = _stack(task.calibration, calib_size)
+    # The split lists its images in index order, and a folder dataset is ordered by class: the
+    # first `calibration_size` of a larger pool would see only the first classes. Shuffle
+    # (deterministically) so every prefix is a uniform sample of the pool.
+    calib_x = calib_x[np.random.default_rng(0).permutation(len(calib_x))]
     val_x, val_y = _stack(task.val, config.parity_samples)
     return export_module(
         model, pre, config, out_dir, calib_x, val_x, val_y, progress=progress, checkpoint_sha256=ckpt.sha256

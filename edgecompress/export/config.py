@@ -38,7 +38,16 @@ class ExportConfig:
     - ``max_acc_drop_pt`` (1.0): task accuracy may fall at most this many percentage points.
 
     ``enforce_parity=False`` measures and records parity but keeps failing artifacts (for
-    studies such as ``benchmarks/export_fidelity.py``); the default fails the export.
+    studies such as ``benchmarks/export_fidelity.py``); the default withholds them and, with
+    ``fail_on_miss`` (default), fails the export after writing the ones that passed. ``build``
+    turns ``fail_on_miss`` off: it deploys the best artifact that passed instead.
+
+    Accuracy-aware int8 (``accuracy_aware``, default on): an int8 artifact that misses the gate
+    with plain PTQ is rebuilt with better calibration (up to ``calibration_pool_size`` images,
+    percentile / entropy ranges where the runtime's tooling has them), then, for ONNX, with the
+    layers a sensitivity analysis finds most harmful kept in float, as long as they hold at
+    most ``max_float_share`` of the weights (the stated size cost). Every attempt is recorded
+    in the artifact's manifest (``attempts``). See ``edgecompress/export/tuning.py``.
     """
 
     formats: tuple[str, ...] = ("onnx", "tflite")
@@ -57,6 +66,10 @@ class ExportConfig:
     min_top1_agreement: float = 0.99
     max_acc_drop_pt: float = 1.0
     enforce_parity: bool = True
+    fail_on_miss: bool = True
+    accuracy_aware: bool = True
+    calibration_pool_size: int = 1024
+    max_float_share: float = 0.25
     converter_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
@@ -77,7 +90,7 @@ class ExportConfig:
         min_opset = 18 if self.dynamo else 17
         if not isinstance(self.opset, int) or not min_opset <= self.opset <= 21:
             raise ExportError(f"export config: opset {self.opset!r} is not allowed (allowed: {min_opset}..21)")
-        for name in ("calibration_size", "parity_samples"):
+        for name in ("calibration_size", "parity_samples", "calibration_pool_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ExportError(f"export config: {name} {value!r} is not allowed (allowed: an integer >= 1)")
@@ -85,6 +98,9 @@ class ExportConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ExportError(f"export config: {name} {value!r} is not allowed (allowed: a number >= 0)")
+        share = self.max_float_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ExportError(f"export config: max_float_share {share!r} is not allowed (allowed: 0..1)")
         agree = self.min_top1_agreement
         if isinstance(agree, bool) or not isinstance(agree, (int, float)) or not 0 <= agree <= 1:
             raise ExportError(f"export config: min_top1_agreement {agree!r} is not allowed (allowed: 0..1)")

@@ -30,11 +30,17 @@ class ExportContext:
     config: ExportConfig
     work_dir: Path
     calib_x: np.ndarray  # (N, C, H, W) float32, normalized per `preprocessing`
+    # More calibration images (a superset of calib_x) for accuracy-aware int8; None = calib_x.
+    calib_pool: np.ndarray | None = None
     _memo: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self.calib_x.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def pool(self) -> np.ndarray:
+        return self.calib_x if self.calib_pool is None else self.calib_pool
 
     def once(self, key: str, fn: Callable[[], T]) -> T:
         """Compute ``fn()`` the first time ``key`` is asked for; reuse it afterwards."""

@@ -1,4 +1,4 @@
-"""ONNX targets: fp32 (checked + simplified), fp16, and static int8 in QDQ format.
+"""ONNX targets: fp32 (checked + simplified) and fp16; static int8 QDQ is in onnx_quant.py.
 
 Exporter choice: ``torch.onnx.export(dynamo=False, opset_version=17)`` by default. Both
 exporters match eager PyTorch to ~3e-6 on our students (RESEARCH.md), but the TorchScript one
@@ -14,9 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader
 
 from edgecompress.errors import ExportError
 from edgecompress.export.context import INPUT_NAME, OUTPUT_NAME, ExportContext
@@ -133,47 +131,4 @@ def _onnx_fp16(ctx: ExportContext) -> Built:
     proto = convert_float_to_float16(onnx.load(str(fp32_onnx(ctx))), keep_io_types=True)
     out = ctx.work_dir / "fp16.onnx"
     onnx.save(proto, str(out))
-    return Built(out)
-
-
-class _CalibrationReader(CalibrationDataReader):  # type: ignore[misc]
-    """Feeds the calibration subset to onnxruntime's calibrator in small batches."""
-
-    def __init__(self, x: np.ndarray, batch: int = 32) -> None:
-        self._batches = iter([x[i : i + batch] for i in range(0, len(x), batch)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        nxt = next(self._batches, None)
-        return None if nxt is None else {INPUT_NAME: np.ascontiguousarray(nxt, dtype=np.float32)}
-
-
-@register_recipe("onnx", "int8", filename="model_int8.onnx", numeric="int8")
-def _onnx_int8(ctx: ExportContext) -> Built:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    # Shape inference + ORT graph fusions first, as the ORT docs advise: the calibrator then
-    # sees fused Conv+activation nodes and places fewer Q/DQ pairs.
-    pre = ctx.work_dir / "int8_pre.onnx"
-    quant_pre_process(str(fp32_onnx(ctx)), str(pre), skip_symbolic_shape=True)
-    out = ctx.work_dir / "int8.onnx"
-    reader = _CalibrationReader(ctx.calib_x)
-    try:
-        # Static QDQ, int8 activations and per-channel int8 weights: the same scheme as TFLite
-        # full-int8, so one calibration set means the same thing in both formats.
-        # reduce_range (7-bit weights): ORT's x86 int8 kernels without VNNI (AVX2, AVX-512F)
-        # multiply with VPMADDUBSW, whose int16 sums saturate with full 8-bit weights; on this
-        # host that made the mean |logit error| 2.2 instead of 0.05 on a small CNN.
-        quantize_static(
-            str(pre),
-            str(out),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            reduce_range=ctx.config.onnx_reduce_range,
-        )
-    except Exception as exc:  # ORT raises bare Exceptions naming the node
-        raise ExportError(f"export: ONNX int8 quantization failed: {_first_line(exc)}") from None
     return Built(out)

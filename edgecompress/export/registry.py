@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgecompress.errors import ExportError
 
@@ -41,10 +41,12 @@ UNSUPPORTED: dict[tuple[str, str], str] = {
 
 @dataclasses.dataclass(frozen=True)
 class Built:
-    """What a provider made: the file (in the work dir) and the converter log, if any."""
+    """What a provider made: the file (in the work dir), the converter log, if any, and the
+    quantization settings it used (recorded in the manifest's attempts when int8 is tuned)."""
 
     path: Path
     log: Path | None = None
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +83,7 @@ def register_recipe(
 def _load_providers() -> None:
     # The providers register themselves on import; importing here keeps the registry complete
     # whichever module a caller imported first.
-    from edgecompress.export import onnx_recipes, tflite_recipes  # noqa: F401
+    from edgecompress.export import onnx_quant, onnx_recipes, tflite_quant, tflite_recipes  # noqa: F401
 
 
 def list_recipes() -> list[tuple[str, str]]:

@@ -20,7 +20,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from edgecompress.export._onnx2tf_worker import BLOCKED_MARK
 from edgecompress.export.context import INPUT_NAME, ExportContext
 from edgecompress.export.onnx_recipes import fp32_onnx
 from edgecompress.export.registry import Built, register_recipe
+from edgecompress.export.worker import run_in_own_group
 
 SAMPLE_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -119,16 +119,16 @@ def run_onnx2tf(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
     argv = [sys.executable, "-m", "edgecompress.export._onnx2tf_worker", str(req_path)]
     with open(log_path, "wb") as log:
-        try:
-            # cwd=work is what keeps onnx2tf offline: it looks for SAMPLE_NAME in the CWD.
-            proc = subprocess.run(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise ExportError(f"export: onnx2tf did not finish within {timeout_s:.0f} s (log: {log_path})") from None
+        # cwd=work is what keeps onnx2tf offline: it looks for SAMPLE_NAME in the CWD. Its own
+        # process group: an interrupted export leaves no orphan converter (export/worker.py).
+        returncode = run_in_own_group(argv, cwd=work, stdout=log, env=env, timeout_s=timeout_s)
+        if returncode is None:
+            raise ExportError(f"export: onnx2tf did not finish within {timeout_s:.0f} s (log: {log_path})")
     text = _ANSI.sub("", log_path.read_text(encoding="utf-8", errors="replace"))
     if BLOCKED_MARK in text:
         raise ExportError(f"export: onnx2tf tried to use the network, which edgecompress forbids (log: {log_path})")
-    if proc.returncode != 0:
-        raise ExportError(_failure_message(text, proc.returncode, log_path, onnx_path))
+    if returncode != 0:
+        raise ExportError(_failure_message(text, returncode, log_path, onnx_path))
     return out
 
 
@@ -155,31 +155,31 @@ def _first_node_of_type(onnx_path: Path, op_type: str) -> str | None:
     return next((n.name or n.output[0] for n in graph.node if n.op_type == op_type), None)
 
 
-def onnx2tf_outputs(ctx: ExportContext) -> tuple[Path, Path]:
-    """Run onnx2tf once per export (memoized): (folder of .tflite files, log path)."""
+def onnx2tf_outputs(ctx: ExportContext, calib: np.ndarray | None = None, name: str = "onnx2tf") -> tuple[Path, Path]:
+    """Run onnx2tf once per export and calibration set (memoized): (folder of .tflite files, log path)."""
 
     def build() -> tuple[Path, Path]:
         cfg = ctx.config
-        log = ctx.work_dir / "onnx2tf.log"
+        log = ctx.work_dir / f"{name}.log"
         folder = run_onnx2tf(
             fp32_onnx(ctx),
-            ctx.work_dir / "onnx2tf",
-            ctx.calib_x,
+            ctx.work_dir / name,
+            ctx.calib_x if calib is None else calib,
             layout=cfg.layout,
             integer=any(p in ("int8", "full-int8") for p in cfg.precisions),
-            dynamic="dynamic-int8" in cfg.precisions,
+            dynamic="dynamic-int8" in cfg.precisions and calib is None,  # a re-run is for full-int8 only
             io_dtype=cfg.int8_io,
             timeout_s=cfg.converter_timeout_s,
             log_path=log,
         )
         return folder, log
 
-    return ctx.once("onnx2tf", build)
+    return ctx.once(name, build)
 
 
-def _pick(ctx: ExportContext, suffix: str) -> Built:
-    folder, log = onnx2tf_outputs(ctx)
-    path = folder / f"{fp32_onnx(ctx).stem}_{suffix}.tflite"
+def _pick(run: tuple[Path, Path], stem: str, suffix: str) -> Built:
+    folder, log = run
+    path = folder / f"{stem}_{suffix}.tflite"
     if not path.is_file():
         found = ", ".join(sorted(p.name for p in folder.glob("*.tflite"))) or "none"
         raise ExportError(f"export: onnx2tf wrote no {path.name} (found: {found}; log: {log})")
@@ -188,23 +188,32 @@ def _pick(ctx: ExportContext, suffix: str) -> Built:
 
 @register_recipe("tflite", "fp32", filename="model_fp32.tflite", numeric="float32")
 def _tflite_fp32(ctx: ExportContext) -> Built:
-    return _pick(ctx, "float32")
+    return _pick(onnx2tf_outputs(ctx), fp32_onnx(ctx).stem, "float32")
 
 
 @register_recipe("tflite", "fp16", filename="model_fp16.tflite", numeric="float16")
 def _tflite_fp16(ctx: ExportContext) -> Built:
     # fp16 weights, dequantized at load time: half the file size; XNNPACK runs it in fp32
     # (or fp16 where the CPU has FP16 arithmetic).
-    return _pick(ctx, "float16")
+    return _pick(onnx2tf_outputs(ctx), fp32_onnx(ctx).stem, "float16")
 
 
 @register_recipe("tflite", "dynamic-int8", filename="model_dynamic_int8.tflite", numeric="int8")
 def _tflite_dynamic(ctx: ExportContext) -> Built:
-    return _pick(ctx, "dynamic_range_quant")
+    return _pick(onnx2tf_outputs(ctx), fp32_onnx(ctx).stem, "dynamic_range_quant")
 
 
 @register_recipe("tflite", "full-int8", filename="model_full_int8.tflite", numeric="int8")
 def _tflite_full_int8(ctx: ExportContext) -> Built:
     # int8 weights and activations everywhere; the I/O tensors are int8/uint8 (scale and zero
     # point in the manifest) unless float32 I/O was asked for (onnx2tf's "integer_quant").
-    return _pick(ctx, "integer_quant" if ctx.config.int8_io == "float32" else "full_integer_quant")
+    return full_int8_from(ctx, onnx2tf_outputs(ctx), len(ctx.calib_x))
+
+
+def full_int8_from(ctx: ExportContext, run: tuple[Path, Path], images: int) -> Built:
+    """The full-int8 file of one onnx2tf run, with the settings it was quantized with."""
+    suffix = "integer_quant" if ctx.config.int8_io == "float32" else "full_integer_quant"
+    built = _pick(run, fp32_onnx(ctx).stem, suffix)
+    # The TFLite converter's calibrator has one range setting (min/max of what it sees).
+    settings = {"calibrate_method": "minmax", "images": images, "per_channel": True, "io": ctx.config.int8_io}
+    return Built(built.path, built.log, settings)

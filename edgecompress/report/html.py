@@ -7,12 +7,11 @@ disagree: whatever the page shows is in the JSON beside it.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgecompress.artifacts import atomic_write_text
+from edgecompress.artifacts import atomic_write_text, strict_dumps
 from edgecompress.report import plots
 
 _CSS = """
@@ -199,7 +198,22 @@ def _section_parity(s: dict[str, Any]) -> str:
                 "<span class='ok'>yes</span>" if p.get("passed") else "<span class='bad'>no</span>",
             ]
         )
-    return "<h2>Parity against PyTorch (real runtimes)</h2>" + _table(headers, rows)
+    return "<h2>Parity against PyTorch (real runtimes)</h2>" + _table(headers, rows) + _section_board_parity(s) + _section_attempts(s)
+
+
+def _section_attempts(s: dict[str, Any]) -> str:
+    """Which artifact is deployed and why; every quantization attempt of every target."""
+    v = s.get("verdict", {})
+    reason = f"<p><b>Deployed:</b> {_e(v['deployed_reason'])}</p>" if v.get("deployed_reason") else ""
+    attempts = s.get("export_attempts") or []
+    if not any(a["step"] != "export" or not a["passed"] for a in attempts):
+        return reason  # every target passed as built: the parity table says it all
+    headers = ["artifact", "step", "what", "top-1 agreement", "Δacc pt", "size KB", "weights in float", "passed", "kept"]
+    rows = [[_e(a["file"]), _e(a["step"]), _e(a["description"]), _fmt(a["top1_agreement"], 4), _fmt(a["acc_delta_pt"]),
+             _fmt(None if a["size_bytes"] is None else a["size_bytes"] / 1024), _fmt(a["float_share"]),
+             "<span class='ok'>yes</span>" if a["passed"] else "<span class='bad'>no</span>",
+             "yes" if a["written"] else ""] for a in attempts]
+    return reason + "<h3>Quantization attempts (accuracy-aware int8)</h3>" + _table(headers, rows)
 
 
 def _section_latency(s: dict[str, Any]) -> str:
@@ -210,7 +224,7 @@ def _section_latency(s: dict[str, Any]) -> str:
         rows.append(
             [
                 _e(Path(b["artifact"]).name),
-                _e(b["runner"]),
+                _e(b["runner"]) + (" <span class='bad'>emulated</span>" if b.get("emulated") else ""),
                 _e(f"{b['runtime']} {b['runtime_version']}"),
                 _fmt(b["threads"]),
                 _fmt(b["num_runs"]),
@@ -228,15 +242,59 @@ def _section_latency(s: dict[str, Any]) -> str:
         [_e(p["label"]), _fmt(p["predicted_ms"]), _fmt(p["measured_p50_ms"]), _fmt(p.get("error_pct"))] for p in pvm
     ]
     note = s.get("latency_note", "")
+    emulated = sorted({b["emulated"] for b in s["benchmarks"] if b.get("emulated")})
+    if emulated:
+        note = (note + " " if note else "") + f"Rows marked emulated ran under {'; '.join(emulated)}: emulated: latency is not a device latency."
     return (
         "<h2>Measured latency</h2>"
         + (f"<p class='sub'>{_e(note)}</p>" if note else "")
         + _table(headers, rows)
         + _img(plots.latency_plot(s["benchmarks"], budget), "latency distributions")
+        + _section_sustained(s["benchmarks"])
         + "<h3>Predicted vs measured</h3>"
         + (_table(["artifact", "predicted ms", "measured p50 ms", "error %"], pvm_rows) if pvm_rows else "<p class='sub'>No measurement on the profile's own runtime and device to compare with.</p>")
         + _img(plots.predicted_vs_measured_plot(pvm), "predicted vs measured")
     )
+
+
+def _section_sustained(benchmarks: list[dict[str, Any]]) -> str:
+    """Sustained runs (bench --sustained): first vs last window, device state before / after."""
+    from edgecompress.artifacts import DeviceState
+    from edgecompress.bench.thermal import describe_state
+
+    rows = []
+    for b in benchmarks:
+        su = b.get("sustained")
+        if not su:
+            continue
+        drift = (su["last"]["p50_ms"] / su["first"]["p50_ms"] - 1) * 100 if su["first"]["p50_ms"] else None
+        states = [describe_state(DeviceState(**st)) if st else "not read" for st in (b.get("state_before"), b.get("state_after"))]
+        rows.append([_e(Path(b["artifact"]).name), _e(b["runner"]) + (" (emulated)" if b.get("emulated") else ""),
+                     _fmt(su["duration_s"]), _fmt(su["window_s"]), _fmt(su["first"]["p50_ms"]), _fmt(su["first"]["p99_ms"]),
+                     _fmt(su["last"]["p50_ms"]), _fmt(su["last"]["p99_ms"]), _fmt(drift), _e(states[0]), _e(states[1])])  # fmt: skip
+    if not rows:
+        return ""
+    headers = ["artifact", "runner", "seconds", "window s", "first p50", "first p99", "last p50", "last p99", "p50 drift %", "before", "after"]
+    return "<h3>Sustained latency</h3>" + _table(headers, rows) + _img(plots.sustained_plot(benchmarks), "sustained latency over time")
+
+
+def _section_board_parity(s: dict[str, Any]) -> str:
+    """The parity gate re-run on the board (build --host), next to the host's numbers."""
+    host = {Path(a["path"]).name: a.get("parity") or {} for a in s["artifacts"]}
+    rows = []
+    for b in s["benchmarks"]:
+        p = b.get("device_parity")
+        if not p:
+            continue
+        h = host.get(Path(b["artifact"]).name, {})
+        rows.append([_e(Path(b["artifact"]).name), _e(b["device"]) + (" (emulated cpu)" if b.get("emulated") else ""),
+                     _fmt(h.get("top1_agreement"), 4), _fmt(p["top1_agreement"], 4), _fmt(h.get("acc_artifact"), 4),
+                     _fmt(p["acc_artifact"], 4), _fmt(p["acc_delta_pt"]),
+                     "<span class='ok'>yes</span>" if p["passed"] else "<span class='bad'>no</span>"])  # fmt: skip
+    if not rows:
+        return ""
+    headers = ["artifact", "board", "agreement host", "agreement board", "acc host %", "acc board %", "Δacc board pt", "passed on board"]
+    return "<h3>Parity on the board's own kernels</h3>" + _table(headers, rows)
 
 
 def _section_env(s: dict[str, Any]) -> str:
@@ -285,6 +343,6 @@ def render_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
         + _section_env(summary)
     )
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>edgecompress: {_e(name)}</title><style>{_CSS}</style></head><body><main>{body}</main></body></html>"
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "summary.json", strict_dumps(summary, indent=2, default=str))
     atomic_write_text(out / "report.html", page)
     return out / "report.html"

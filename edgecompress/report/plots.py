@@ -96,6 +96,25 @@ def latency_plot(benchmarks: Sequence[dict[str, Any]], budget_ms: float | None) 
     return _png(fig)
 
 
+def sustained_plot(benchmarks: Sequence[dict[str, Any]]) -> str | None:
+    """p50 and p99 per time slice of every sustained run: throttling shows as a rising line."""
+    rows = [b for b in benchmarks if (b.get("sustained") or {}).get("t_s")]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for b in rows:
+        s = b["sustained"]
+        label = f"{b['runner']}:{b['precision']} ({b['artifact'].rsplit('/', 1)[-1]})" + (" emulated" if b.get("emulated") else "")
+        (line,) = ax.plot(s["t_s"], s["p50_ms"], label=f"{label} p50")
+        ax.plot(s["t_s"], s["p99_ms"], linestyle="--", color=line.get_color(), label=f"{label} p99")
+    ax.set_xlabel("time since the start of the sustained run (s)")
+    ax.set_ylabel("latency (ms)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title("Sustained latency over time")
+    return _png(fig)
+
+
 def predicted_vs_measured_plot(pairs: Sequence[dict[str, Any]]) -> str | None:
     pts = [p for p in pairs if p.get("predicted_ms") and p.get("measured_p50_ms")]
     if not pts:

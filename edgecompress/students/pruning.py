@@ -88,7 +88,10 @@ class ChannelGraph:
         try:
             self.gm = trace_shapes(model, input_shape)
         except ConfigError as exc:
-            raise ConfigError(f"pruned-teacher: {exc}; use a student family instead") from None
+            raise ConfigError(
+                f"pruned-teacher: {exc}; the teacher cannot be pruned: choose a student family with "
+                f"`edgecompress select --family NAME` (see `edgecompress select --help`), then `edgecompress distill`"
+            ) from None
         self.modules = dict(self.gm.named_modules())
         self.order = {str(n.target): i for i, n in enumerate(self.gm.graph.nodes) if n.op == "call_module"}
         self.g = _Groups()

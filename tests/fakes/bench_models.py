@@ -67,6 +67,21 @@ open(sys.argv[1], "wb").write(conv.convert())
 """
 
 
+def minimal_tflite() -> bytes:
+    """The smallest structurally valid TFLite flatbuffer: a Model with one empty SubGraph. It
+    passes edgecompress's pre-run check; no runtime could execute it."""
+    import struct
+
+    return b"".join([
+        struct.pack("<I", 20), b"TFL3",  # root table at 20; file identifier
+        struct.pack("<HHHHH", 10, 8, 0, 0, 4), b"\x00\x00",  # Model vtable: subgraphs at +4
+        struct.pack("<iI", 12, 4),  # Model table (vtable 12 back); subgraphs vector 4 ahead
+        struct.pack("<II", 1, 8),  # vector of 1; SubGraph table 8 ahead
+        struct.pack("<HH", 4, 4),  # SubGraph vtable: no fields
+        struct.pack("<i", 4),  # SubGraph table
+    ])  # fmt: skip
+
+
 def make_tflite(path: Path) -> Path:
     """A float32 TFLite CNN from TensorFlow's own converter (about 10 s, once per session)."""
     done = subprocess.run([sys.executable, "-c", _TFLITE_SCRIPT, str(path)], capture_output=True, text=True, timeout=300)

@@ -1,0 +1,114 @@
+"""Accuracy-aware int8: when plain PTQ misses the parity gate, try better settings in order.
+
+Intel Neural Compressor's idea (tune PTQ against an accuracy criterion, falling back op by op)
+with this project's gate as the criterion. Each int8 target may register one *tuner*: a
+function that proposes rebuilt artifacts, cheapest change first (better calibration, then
+layers kept in float), and stops as soon as one passes or its cost bound is reached::
+
+    @register_tuner("onnx", "int8")
+    def _tune_onnx(ctx: ExportContext, trial: Trial) -> None:
+        trial.run("calibration", "entropy ranges, 1024 images", {...}, lambda: Built(...))
+
+The :class:`Trial` runs each proposal through the same runtime and comparison as the gate,
+records a :class:`~edgecompress.artifacts.QuantAttempt` for it, and keeps the best one. What
+the export writes is that best attempt (if it passes); the manifest lists every attempt.
+
+The search reads the parity numbers of each attempt, so the gate set is also the tuning
+criterion (as in INC); the sensitivity ranking itself uses calibration images only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgecompress.artifacts import ParityReport, QuantAttempt
+
+if TYPE_CHECKING:
+    from edgecompress.export.context import ExportContext
+    from edgecompress.export.registry import Built, Recipe
+
+Evaluate = Callable[[Path], ParityReport]
+Tuner = Callable[["ExportContext", "Trial"], None]
+
+_TUNERS: dict[tuple[str, str], Tuner] = {}
+
+
+def register_tuner(fmt: str, precision: str) -> Callable[[Tuner], Tuner]:
+    """Register ``fn`` as the accuracy-aware fallback of the (``fmt``, ``precision``) recipe."""
+
+    def deco(fn: Tuner) -> Tuner:
+        if (fmt, precision) in _TUNERS:
+            raise ValueError(f"export tuner {(fmt, precision)} registered twice")
+        _TUNERS[(fmt, precision)] = fn
+        return fn
+
+    return deco
+
+
+def _rank(parity: ParityReport, size: int) -> tuple[bool, float, float, int]:
+    # Passing first; then the one closest to the float model; then the smaller file.
+    return (parity.passed, parity.top1_agreement, parity.acc_delta_pt, -size)
+
+
+@dataclasses.dataclass
+class Trial:
+    """Runs proposals through the gate's own evaluation and keeps the record."""
+
+    evaluate: Evaluate
+    attempts: list[QuantAttempt] = dataclasses.field(default_factory=list)
+    best: tuple[Built, ParityReport] | None = None
+    best_index: int = -1
+
+    @property
+    def passed(self) -> bool:
+        return self.best is not None and self.best[1].passed
+
+    @property
+    def best_settings(self) -> dict[str, Any]:
+        """Settings of the best attempt so far (later steps build on them)."""
+        ranked = max(self.attempts, key=lambda a: (a.passed, a.top1_agreement, a.acc_delta_pt, -a.size_bytes))
+        return dict(ranked.settings)
+
+    def record(self, step: str, description: str, settings: dict[str, Any], built: Built, parity: ParityReport,
+               seconds: float, float_share: float = 0.0) -> ParityReport:
+        size = built.path.stat().st_size
+        self.attempts.append(QuantAttempt(
+            step=step, description=description, settings=settings, top1_agreement=parity.top1_agreement,
+            acc_delta_pt=parity.acc_delta_pt, max_abs_diff=parity.max_abs_diff, size_bytes=size,
+            passed=parity.passed, float_share=round(float_share, 4), seconds=round(seconds, 3),
+        ))
+        if self.best is None or _rank(parity, size) > _rank(self.best[1], self.best[0].path.stat().st_size):
+            self.best, self.best_index = (built, parity), len(self.attempts) - 1
+        return parity
+
+    def run(self, step: str, description: str, settings: dict[str, Any], build: Callable[[], Built],
+            float_share: float = 0.0) -> ParityReport:
+        """Build one proposal, check it like the gate does, record it."""
+        t0 = time.perf_counter()
+        built = build()
+        parity = self.evaluate(built.path)
+        # The build knows its own settings (method, images, float nodes); the step adds context.
+        merged = {**built.settings, **settings}
+        return self.record(step, description, merged, built, parity, time.perf_counter() - t0, float_share)
+
+
+def has_tuner(recipe: Recipe) -> bool:
+    return recipe.key in _TUNERS
+
+
+def tune(
+    recipe: Recipe, ctx: ExportContext, first: Built, first_parity: ParityReport, first_s: float, evaluate: Evaluate
+) -> tuple[Built, ParityReport, tuple[QuantAttempt, ...]]:
+    """Plain PTQ missed the gate: run the recipe's tuner; return the best attempt and all of them."""
+    trial = Trial(evaluate)
+    trial.record("ptq", "plain post-training quantization", dict(first.settings), first, first_parity, first_s)
+    _TUNERS[recipe.key](ctx, trial)
+    assert trial.best is not None
+    built, parity = trial.best
+    attempts = list(trial.attempts)
+    attempts[trial.best_index] = dataclasses.replace(attempts[trial.best_index], chosen=True)
+    return built, parity, tuple(attempts)

@@ -43,33 +43,75 @@ from edgecompress.artifacts import atomic_write_text  # noqa: E402
 from edgecompress.bench import LocalRunner, SshRunner  # noqa: E402
 from edgecompress.bench.arm_board import CPUS, build_seconds, root_built, start_board  # noqa: E402
 from edgecompress.bench.device_parity import DeviceLogits, device_logits, to_layout  # noqa: E402
+from edgecompress.bench.proc import run_command  # noqa: E402
+from edgecompress.errors import BenchError  # noqa: E402
 from edgecompress.export import ExportConfig, export_module  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_STUDENTS = ("mobilenet d1 w0.5", "resnet d1 w0.5", "test_mobilenet (SE, hardswish)", "user: SiLU + depthwise + residual")
+# Both data sets of the fidelity set: shapes (hard at 3 epochs: low accuracy, close logits, the
+# harder case for int8) and digits (accurate students).
+DEFAULT_STUDENTS = ("mobilenet d1 w0.5", "resnet d1 w0.5", "user: SiLU + depthwise + residual",
+                    "mobilenet d1 w0.5 @digits (1-ch)", "resnet d1 w0.5 @digits (1-ch)")
 PLANS = (("onnx", ("fp32", "int8")), ("tflite", ("fp32", "int8")))
 
 
 def host_cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.lower().startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    """Model name plus the int8-relevant x86 features (which kernels the x86 side ran)."""
+    info = Path("/proc/cpuinfo").read_text()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.lower().startswith("model name")), "")
+    flags = next((set(ln.split(":", 1)[1].split()) for ln in info.splitlines() if ln.startswith("flags")), set())
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{name or platform.processor() or platform.machine()} ({', '.join(isa) or 'no AVX2'})"
+
+
+def on_board(runner: SshRunner, script: str, *, stdin: Path | None = None, stdout: Path | None = None) -> str:
+    """One shell command on the board over the runner's ssh options; its stdout (or a file)."""
+    done = run_command([*runner.ssh_argv(), runner.host, "--", script], timeout_s=600.0, stdin_path=stdin, stdout_path=stdout)
+    if done.returncode != 0:
+        raise BenchError(f"{runner.label}: {script.split(';')[0]!r} failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+    return done.stdout
 
 
 def board_features(runner: SshRunner) -> dict[str, Any]:
     """What the emulated core advertises to programs (AT_HWCAP via the dynamic loader): the
     kernels XNNPACK may pick follow from it -- asimddp (SDOT) on the A76, not on the A72."""
-    done = runner._ssh("/lib/ld-linux-aarch64.so.1 --list-diagnostics | grep -E 'dl_hwcap=|dl_hwcap2='; uname -m; echo QEMU_CPU=$QEMU_CPU",
-                       what="read the emulated cpu's features")  # fmt: skip
-    info: dict[str, Any] = {"raw": done.stdout.strip()}
-    for line in done.stdout.split():
+    out = on_board(runner, "/lib/ld-linux-aarch64.so.1 --list-diagnostics | grep -E 'dl_hwcap=|dl_hwcap2='; uname -m; echo QEMU_CPU=$QEMU_CPU")
+    info: dict[str, Any] = {"raw": out.strip()}
+    for line in out.split():
         if line.startswith("dl_hwcap="):
             hwcap = int(line.split("=", 1)[1], 16)
             info["hwcap"] = hex(hwcap)
             info["asimddp_sdot"] = bool(hwcap >> 20 & 1)  # HWCAP_ASIMDDP
             info["asimdhp_fp16"] = bool(hwcap >> 10 & 1)  # HWCAP_ASIMDHP
     return info
+
+
+# Raw encodings (qemu 7.2's disassembler prints SDOT as ".byte"): SDOT by element / vector, and
+# the widening multiplies (SMULL / SMLAL, vector) that int8 kernels without SDOT use.
+ENCODINGS = {"sdot": ((0xBFC0F400, 0x0F80E000), (0xBFE0FC00, 0x0E809400)),
+             "smull_smlal": ((0xBF20FC00, 0x0E20C000), (0xBF20FC00, 0x0E208000))}  # fmt: skip
+
+
+def kernel_evidence(runner: SshRunner, tflite: Path) -> dict[str, int]:
+    """Which int8 instructions the board's LiteRT really ran: one invoke under qemu's
+    ``in_asm`` log (every translated guest block), encodings counted here on the host."""
+    script = (
+        "d=$(mktemp -d); cat > $d/m.tflite; QEMU_LOG=in_asm QEMU_LOG_FILENAME=$d/asm.log python3 -c "
+        "'import sys; from ai_edge_litert.interpreter import Interpreter as I; "
+        "i = I(model_path=sys.argv[1], num_threads=1); i.allocate_tensors(); i.invoke()' $d/m.tflite 2>/dev/null; "
+        "cat $d/asm.log; rm -rf $d"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "asm.log"
+        on_board(runner, script, stdin=tflite, stdout=log)
+        counts = dict.fromkeys(ENCODINGS, 0)
+        for line in log.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].startswith("0x") and len(parts[1]) == 8:
+                word = int(parts[1], 16)
+                for name, patterns in ENCODINGS.items():
+                    counts[name] += any(word & mask == value for mask, value in patterns)
+    return counts
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,9 +158,15 @@ def markdown(res: dict[str, Any]) -> str:
         "# ARM parity: emulated Cortex-A72 (Pi 4) and Cortex-A76 (Pi 5) vs x86",
         "",
         f"Command: `{res['command']}`  ",
-        f"Date: {res['date']}; host CPU: {res['host_cpu']}; {res['n']} validation images per artifact, one per call.  ",
+        f"Date: {res['date']}; host CPU: {res['host_cpu']}; up to {res['n']} validation images per artifact (digits: its "
+        f"{min(r['n'] for r in res['rows'])}-image split), one per call; qemu: {res['qemu']}; root build {res['root_build_s']} s; "
+        f"wall {res['wall_s']:.0f} s.  ",
         "Boards: real aarch64 Debian + aarch64 wheels under qemu-user "
         + "; ".join(f"{c}: {b['emulated']}, SDOT {'yes' if b['features'].get('asimddp_sdot') else 'no'} (hwcap {b['features'].get('hwcap', '?')})" for c, b in res["boards"].items())
+        + ".  ",
+        "Kernels the board's LiteRT really ran (one int8 invoke under qemu's `in_asm` log, instruction encodings counted): "
+        + "; ".join(f"{c}: {b['kernels']['sdot']} SDOT, {b['kernels']['smull_smlal']} SMULL/SMLAL ({b['kernels']['artifact']})"
+                    for c, b in res["boards"].items() if b.get("kernels"))
         + ".  ",
         "Emulated run times are not device latencies; only the outputs are compared.",
         "",
@@ -140,19 +188,19 @@ def markdown(res: dict[str, Any]) -> str:
 
 def summarize(rows: list[dict[str, Any]], cpus: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for prec in ("fp32", "int8", "full-int8"):
-        sel = [r for r in rows if r["precision"] == prec]
-        if not sel:
-            continue
+    for fmt, prec in sorted({(r["format"], r["precision"]) for r in rows}):
+        sel = [r for r in rows if (r["format"], r["precision"]) == (fmt, prec)]
         for c in cpus:
             vals = [r[f"agree_{c}_vs_x86"] for r in sel]
-            out[f"{prec} {c} vs x86: min agreement"] = f"{min(vals):.4f} over {len(sel)} artifacts ({sum(v == 1.0 for v in vals)} identical top-1)"
+            diff = max(r[f"max_abs_{c}_vs_x86"] for r in sel)
+            out[f"{fmt} {prec}, {c} vs x86"] = (f"top-1 agreement min {min(vals):.4f} over {len(sel)} students "
+                                                 f"({sum(v == 1.0 for v in vals)} identical), max |logit diff| {diff:.2g}")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--students", default=",".join(DEFAULT_STUDENTS), help="comma-separated names from export_fidelity.ARCHS, or 'all'")
+    ap.add_argument("--student", action="append", default=None, help="a name from export_fidelity.ARCHS (repeatable; 'all': every one)")
     ap.add_argument("--cpus", default=",".join(CPUS), help="emulated cores (cortex-a72, cortex-a76)")
     ap.add_argument("--n", type=int, default=200, help="validation images per artifact")
     ap.add_argument("--epochs", type=int, default=3)
@@ -163,7 +211,11 @@ def main() -> None:
     torch.set_num_threads(1)
     from edgecompress.data import load_task
 
-    wanted = [a for a in ARCHS if args.students == "all" or a[0] in args.students.split(",")]
+    names = args.student or list(DEFAULT_STUDENTS)
+    unknown = [n for n in names if n != "all" and n not in {a[0] for a in ARCHS}]
+    if unknown:
+        sys.exit(f"arm_parity: unknown student {unknown[0]!r} (allowed: {', '.join(a[0] for a in ARCHS)})")
+    wanted = [a for a in ARCHS if "all" in names or a[0] in names]
     cpus = [c.strip() for c in args.cpus.split(",") if c.strip()]
     t_start = time.perf_counter()
     boards: dict[str, SshRunner] = {}
@@ -192,6 +244,10 @@ def main() -> None:
                     cfg = ExportConfig(formats=(fmt,), precisions=precisions, enforce_parity=False, parity_samples=len(vx))
                     arts = export_module(model, task.preprocessing, cfg, Path(tmp) / f"s{seed}" / fmt, calib, vx, vy, progress=False)
                     rows += rows_for(name, arts, ref, vx, vy, boards)
+                    q8 = next((a for a in arts if a.precision == "full-int8"), None)
+                    if q8 is not None and "kernels" not in info[cpus[0]]:
+                        for cpu, runner in boards.items():
+                            info[cpu]["kernels"] = {"artifact": f"{name} tflite full-int8", **kernel_evidence(runner, Path(q8.path))}
     finally:
         for r in boards.values():
             r.close()

@@ -13,6 +13,7 @@ atomically so an interrupted run never leaves a finished-looking artifact.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 import math
@@ -89,6 +90,12 @@ def _decode(tp: Any, value: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in tp)
+            raise ConfigError(f"{where} = {value!r} is not allowed (one of: {allowed})") from None
     if dataclasses.is_dataclass(tp):
         return _decode_dataclass(tp, value, where)
     if origin in (list, tuple):
@@ -365,6 +372,7 @@ class QuantAttempt(Artifact):
     float_share: float = 0.0  # share of the weights kept in float (the size cost of mixed precision)
     seconds: float = 0.0
     chosen: bool = False  # the attempt whose file the export kept (the best one)
+    error: str | None = None  # the attempt could not be built or run (its numbers are then 0)
 
 
 @dataclasses.dataclass(frozen=True)

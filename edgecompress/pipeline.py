@@ -44,8 +44,9 @@ def _log(msg: str, quiet: bool) -> None:
 
 def export_plan(profile: DeviceProfile) -> tuple[list[str], list[str]]:
     """The format the profile's runtime executes, at each precision the profile lists."""
-    fmt = "tflite" if profile.runtime.kind == "tflite-xnnpack" else "onnx"
-    return [fmt], list(profile.runtime.precisions)
+    from edgecompress.runtimes import get_runtime
+
+    return [get_runtime(profile.runtime.kind).artifact_format], list(profile.runtime.precisions)
 
 
 def _prepare(cfg: RunConfig, profile: DeviceProfile, quiet: bool = True) -> tuple[Any, Any, Path, Any, dict[str, Any]]:
@@ -60,7 +61,8 @@ def _prepare(cfg: RunConfig, profile: DeviceProfile, quiet: bool = True) -> tupl
 
     assert cfg.data is not None and cfg.labeled_fraction is not None
     overrides = {"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
-                 "teacher_feature": cfg.teacher_feature, "student_feature": cfg.student_feature}
+                 "teacher_feature": cfg.teacher_feature, "student_feature": cfg.student_feature,
+                 "loss_weights": cfg.loss_weights}
     dcfg = DistillConfig(method=cfg.method, seed=cfg.seed, **{k: v for k, v in overrides.items() if v is not None})
     declared = cfg.preprocess_options()
     load_args: dict[str, Any] = {"entry_point": cfg.entry_point, "entry_point_kwargs": cfg.entry_point_kwargs,
@@ -194,12 +196,13 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         sel = run_selection(
             profile, task.input_shape, task.num_classes,
             latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=prunable,
-            teacher_cost=ref, compress=cfg.compress,
+            teacher_cost=ref, compress=cfg.compress, families=cfg.families,
         )
         spec = finalize(sel, profile)
         return spec, [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]
 
-    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb, "compress": cfg.compress}
+    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb, "compress": cfg.compress,
+               **({"families": list(cfg.families)} if cfg.families else {})}
     # Selection fails on budgets nothing fits, and the chosen student is checked against the
     # data: both before the run folder is touched (selection takes about a second).
     from edgecompress.distill.preflight import check_inputs
@@ -277,11 +280,12 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         results = []
         for art in artifacts:
             _log(f"[bench] local {Path(art.path).name}", quiet)
-            results.append(benchmark(art, "host", runs=cfg.runs, warmup=cfg.warmup, out_dir=bench_dir))
-            if (cfg.serial or cfg.host) and art.format == "tflite":
+            timing: dict[str, Any] = {"runs": cfg.runs, "warmup": cfg.warmup, "sustained_s": cfg.sustained, "cooldown_s": cfg.cooldown}
+            results.append(benchmark(art, "host", out_dir=bench_dir, **timing))
+            if (cfg.serial or cfg.host) and art.format == formats[0]:  # what the device runtime executes
                 _log(f"[bench] {profile.name} {Path(art.path).name}", quiet)
                 results.append(
-                    benchmark(art, profile, serial=cfg.serial, host=cfg.host, runs=cfg.runs, warmup=cfg.warmup, out_dir=bench_dir)
+                    benchmark(art, profile, serial=cfg.serial, host=cfg.host, out_dir=bench_dir, **timing)
                 )
         if cfg.host:  # the parity gate again, on the board's own kernels (adb phones have no python)
             from edgecompress.bench.api import make_runner
@@ -297,7 +301,9 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         return [BenchmarkResult.from_dict(d) for d in json.loads(bench_manifest.read_text())]
 
     bench_key = {**exp_key, "arts": [a.sha256 for a in artifacts], "runs": cfg.runs, "warmup": cfg.warmup,
-                 "serial": cfg.serial, "host": cfg.host}
+                 "serial": cfg.serial, "host": cfg.host,
+                 # Only when used, so that runs cached before these options existed stay fresh.
+                 **({"sustained": cfg.sustained, "cooldown": cfg.cooldown} if cfg.sustained or cfg.cooldown else {})}
     benchmarks = cache.run("bench", bench_key, [bench_manifest], do_bench, load_bench)
 
     # 5. report -------------------------------------------------------------------------

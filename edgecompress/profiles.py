@@ -19,14 +19,10 @@ from typing import Any
 from edgecompress.artifacts import Artifact, _decode_dataclass, read_toml
 from edgecompress.bounds import MAX_BUDGET, MAX_THREADS, check_float, check_int
 from edgecompress.errors import ConfigError, ProfileError
+from edgecompress.runtimes import list_runtimes
 
 PROFILE_SCHEMA_VERSION = 1
 ENV_PROFILES_DIR = "EDGECOMPRESS_PROFILES"
-
-
-class RuntimeKind(str, enum.Enum):
-    TFLITE_XNNPACK = "tflite-xnnpack"
-    ONNXRUNTIME_CPU = "onnxruntime-cpu"
 
 
 class RunnerKind(str, enum.Enum):
@@ -137,9 +133,8 @@ def _check_values(p: DeviceProfile, where: str) -> None:
     def bad(key: str, value: Any, allowed: str) -> ProfileError:
         return ProfileError(f"{where}: {key} = {value!r} is not allowed ({allowed})")
 
-    allowed_rt = ", ".join(k.value for k in RuntimeKind)
-    if p.runtime.kind not in {k.value for k in RuntimeKind}:
-        raise bad("runtime.kind", p.runtime.kind, f"allowed: {allowed_rt}")
+    if p.runtime.kind not in list_runtimes():
+        raise bad("runtime.kind", p.runtime.kind, f"allowed: {', '.join(list_runtimes())}")
     if p.connection.runner not in {k.value for k in RunnerKind}:
         raise bad("connection.runner", p.connection.runner, "allowed: local, adb, ssh")
     check_int(f"{where}: runtime.threads", p.runtime.threads, 1, MAX_THREADS, ProfileError)

@@ -17,6 +17,7 @@ from pathlib import Path
 from edgecompress.errors import ConfigError
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runconfig import RunConfig
+from edgecompress.runtimes import get_runtime, list_runtimes
 
 # A demo run folder is ~5 MB; onnx2tf's work folder and the TFLite files of a bigger student
 # need more. Below this a run would fail late, half-written.
@@ -70,11 +71,13 @@ def check_device(cfg: RunConfig, profile: DeviceProfile, artifact_format: str) -
     if not (cfg.serial or cfg.host):
         return
     flag = "--serial" if cfg.serial else "--host"
-    if artifact_format != "tflite":
+    provider = get_runtime(profile.runtime.kind)
+    if ("adb" if cfg.serial else "ssh") not in provider.runners:
+        able = [k for k in list_runtimes() if get_runtime(k).measures_on_device()]
         raise ConfigError(
-            f"{flag}: device {profile.name} runs {profile.runtime.kind} ({artifact_format} artifacts), and a build "
-            f"measures only .tflite artifacts on a device; drop {flag} or use a profile with runtime.kind = tflite-xnnpack "
-            f"(measure an .onnx with `edgecompress bench --artifact ... --runner ssh`)"
+            f"{flag}: device {profile.name} runs {profile.runtime.kind} ({artifact_format} artifacts), which a build "
+            f"measures only with the runners {', '.join(provider.runners)}; drop {flag} or use a profile with "
+            f"runtime.kind = {' or '.join(able)} (measure an .onnx with `edgecompress bench --artifact ... --runner ssh`)"
         )
     from edgecompress.bench.reach import probe_device
 

@@ -68,18 +68,22 @@ class RunConfig:
     unlabeled: str | None = None
     labeled_fraction: float | None = None
     out: str | None = None
+    loss_weights: dict[str, float] | None = None  # per loss term, over the method's preset (`--loss-weight NAME=W`)
     method: str | None = None  # default: DEMO_METHOD with unlabeled data, else LABELED_ONLY_METHOD
     epochs: int | None = None
     steps_per_epoch: int | None = None
     seed: int = 0
     latency_ms: float | None = None
     memory_mb: float | None = None
+    families: tuple[str, ...] | None = None  # student families to search, in preference order (default: all built-in)
     compress: str | None = None  # teacher MACs / student MACs, "8x"; None = select.DEFAULT_COMPRESS
     profiles_dir: str | None = None
     serial: str | None = None
     host: str | None = None
     runs: int = 100
     warmup: int = 10
+    sustained: float | None = None  # seconds of back-to-back runs per artifact instead of `runs` (bench --sustained)
+    cooldown: float = 0.0  # seconds the device idles before each artifact is measured
     strict: bool = False  # fail on an unreadable or odd data file instead of skipping it
     # A precision the deployed artifact must have ("int8"): a miss fails the build instead of
     # deploying the smallest artifact that passed the parity gate. None: deploy the best one.
@@ -151,6 +155,10 @@ class RunConfig:
         check_int("seed", self.seed, 0, MAX_SEED, ConfigError)
         check_int("runs", self.runs, 1, MAX_RUNS, ConfigError)
         check_int("warmup", self.warmup, 0, MAX_WARMUP, ConfigError)
+        if self.sustained is not None:
+            check_float("sustained", self.sustained, 0.0, 86_400.0, ConfigError)
+        if self.cooldown:
+            check_float("cooldown", self.cooldown, 0.0, 3_600.0, ConfigError)
         for key in ("device", "serial", "host", "out"):
             value = getattr(self, key)
             if value is not None and (not str(value).strip() or "\x00" in str(value)):

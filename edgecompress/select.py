@@ -8,7 +8,7 @@ else the profile's priors) at the fastest precision the device runs. A candidate
 - predicted latency <= the latency budget,
 - peak RAM <= the RAM budget, where peak RAM = 2 x the model file (the mapped file plus the
   runtime's packed copy of the weights, as XNNPACK and ORT both repack) + peak activation bytes
-  at that precision + a fixed runtime overhead (``RUNTIME_OVERHEAD_MB``, assumed),
+  at that precision + a fixed runtime overhead (the runtime provider's ``ram_overhead_mb``, assumed),
 - the model file at that precision <= the size budget.
 
 and, when a teacher is given, when it is *compressed enough*:
@@ -43,13 +43,13 @@ from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, spec_cost
 from edgecompress.cost.reference import ReferenceCost, module_reference
 from edgecompress.errors import SelectError
 from edgecompress.profiles import Budgets, DeviceProfile
+from edgecompress.runtimes import get_runtime
 from edgecompress.students import get_family, list_students
 
 if TYPE_CHECKING:
     from torch import nn
 
 MB = 1024 * 1024
-RUNTIME_OVERHEAD_MB = {"tflite-xnnpack": 2.0, "onnxruntime-cpu": 8.0}  # assumed interpreter / session arenas
 DEFAULT_FAMILIES = ("mobilenet", "resnet")
 CRITERION = "max MACs within a family; families in preference order"
 # The default compression target when a teacher is given: students 8x cheaper than the teacher
@@ -130,7 +130,7 @@ def peak_ram_mb(cost: ModelCost, precision: str, runtime: str) -> float:
 
 
 def ram_model_mb(file_bytes: int, activation_bytes: int, runtime: str) -> float:
-    return (2 * file_bytes + activation_bytes) / MB + RUNTIME_OVERHEAD_MB.get(runtime, 8.0)
+    return (2 * file_bytes + activation_bytes) / MB + get_runtime(runtime).ram_overhead_mb
 
 
 def _check_task(input_shape: tuple[int, ...], num_classes: int) -> tuple[int, int, int]:
@@ -144,12 +144,7 @@ def _check_task(input_shape: tuple[int, ...], num_classes: int) -> tuple[int, in
 
 
 def _label(family: str, arch: str, width: float) -> str:
-    if family == "pruned-teacher":
-        return arch
-    from edgecompress.students.arch import parse_arch
-
-    depth = max(b.repeats for b in parse_arch(arch))
-    return f"d{depth} w{width:g}"
+    return get_family(family).label_of(arch, width)
 
 
 def teacher_ref(cost: ReferenceCost, profile: DeviceProfile, predictor: LatencyPredictor) -> TeacherRef:
@@ -266,7 +261,9 @@ def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_clas
                     ("size_mb", budget.model_size_budget_mb)):
         check_float(name, v, 0.0, MAX_BUDGET, SelectError)
     target = parse_compress(compress) if compress is not None else None
-    fams = tuple(families) if families else (("pruned-teacher",) if teacher is not None else ()) + DEFAULT_FAMILIES
+    # Families built from the teacher (they inherit its weights) come first when it is prunable.
+    from_teacher = tuple(f for f in list_students(include_test=False) if get_family(f).needs_teacher)
+    fams = tuple(families) if families else (from_teacher if teacher is not None else ()) + DEFAULT_FAMILIES
     known = list_students()
     for f in fams:
         if f not in known:

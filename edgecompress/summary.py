@@ -12,16 +12,6 @@ from edgecompress.profiles import DeviceProfile
 from edgecompress.runconfig import RunConfig
 from edgecompress.stages import StageCache
 
-# Which artifact a profile's runtime actually deploys, per precision.
-_DEPLOYED = {
-    ("tflite-xnnpack", "int8"): ("tflite", "full-int8"),
-    ("tflite-xnnpack", "fp32"): ("tflite", "fp32"),
-    ("tflite-xnnpack", "fp16"): ("tflite", "fp16"),
-    ("onnxruntime-cpu", "int8"): ("onnx", "int8"),
-    ("onnxruntime-cpu", "fp32"): ("onnx", "fp32"),
-    ("onnxruntime-cpu", "fp16"): ("onnx", "fp16"),
-}
-
 
 def deployed_precision(profile: DeviceProfile) -> str:
     """The precision the device runs: int8 when the profile allows it (smallest, fastest)."""
@@ -31,7 +21,10 @@ def deployed_precision(profile: DeviceProfile) -> str:
 
 def deployed_target(profile: DeviceProfile) -> tuple[str, str]:
     """The (format, artifact precision) the profile's runtime prefers to deploy."""
-    return _DEPLOYED[(profile.runtime.kind, deployed_precision(profile))]
+    from edgecompress.runtimes import get_runtime
+
+    provider = get_runtime(profile.runtime.kind)
+    return provider.artifact_format, provider.recipe(deployed_precision(profile))
 
 
 def _history(ckpt_path: Path) -> list[dict[str, Any]]:
@@ -97,7 +90,7 @@ def make_summary(
     teacher: str,
     deployment: Deployment | None = None,
 ) -> dict[str, Any]:
-    from edgecompress.cli.env_cmd import versions
+    from edgecompress.versions import versions
 
     budgets = profile.budgets
     # The artifact the build deploys: the preferred one if it passed the gate, else the smallest
@@ -152,8 +145,9 @@ def make_summary(
             pvm.append({"label": f"{b.runner}:{Path(b.artifact).name}", "predicted_ms": predicted, "measured_p50_ms": b.latency.p50_ms, "error_pct": round(err, 1)})
 
     final = dict(ckpt.metrics)
+    where = f"this host and an emulated {profile.name}" if emulated else "this host"
     note = "" if on_device or profile.connection.runner == "local" else (
-        f"Measured on this host (not on {profile.name}): these numbers compare artifacts; the {profile.name} "
+        f"Measured on {where} (not on a real {profile.name}): these numbers compare artifacts; the {profile.name} "
         "latency in the summary cards is the predictor's."
     )
     return {

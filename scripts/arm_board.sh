@@ -272,7 +272,7 @@ while [ $# -gt 0 ]; do
 done
 case $cmd in
   build) build;;
-  start) [ -n "$cpu" ] || die "start needs --cpu (${CPUS// /, })"; build; start "$cpu";;
+  start) [ -n "$cpu" ] || die "start needs --cpu (${CPUS// /, })"; check_cpu "$cpu"; build; start "$cpu";;
   stop) [ -z "$cpu" ] || check_cpu "$cpu"; stop "$cpu";;
   status) status;;
   *) die "usage: $0 build | start --cpu cortex-a72|cortex-a76 | stop [--cpu CPU] | status";;

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgecompress.bench import SshRunner, benchmark
-from edgecompress.bench.arm_board import Board, root_built, root_dir, start_board
+from edgecompress.bench.arm_board import Board, board_running, root_built, root_dir, start_board, stop_board
 from edgecompress.bench.device_parity import device_logits
 
 pytest_plugins = ["fakes.bench_fixtures"]
@@ -31,8 +32,12 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def a72() -> Board:
-    return start_board("cortex-a72")
+def a72() -> Iterator[Board]:
+    was_running = board_running("cortex-a72")
+    yield start_board("cortex-a72")
+    if not was_running:  # leave the machine as we found it
+        stop_board("cortex-a72")
+        assert not board_running("cortex-a72")
 
 
 def _leftovers() -> list[str]:

@@ -36,6 +36,11 @@ def test_sustained_run_reports_latency_over_time(tiny_onnx: Path, tmp_path: Path
     assert r.cooldown_s == 0.2 and r.state_before is not None and r.state_after is not None
     assert r.emulated == "" and "latency_note" not in r.environment
     assert BenchmarkResult.load(tmp_path / "s.json") == r
+    # The build report shows a sustained run as a table and a latency-over-time plot.
+    from edgecompress.report.html import _section_sustained
+
+    html = _section_sustained([r.to_dict()])
+    assert "<h3>Sustained latency</h3>" in html and "alt='sustained latency over time'" in html
 
 
 def test_bench_cli_sustained_and_cooldown(tiny_onnx: Path, tmp_path: Path) -> None:

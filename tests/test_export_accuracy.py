@@ -46,7 +46,9 @@ def test_outlier_layer_misses_with_plain_ptq_then_passes_with_it_in_float(tmp_pa
     assert last.settings["float_nodes"] == ["/head/Gemm"] and 0 < last.float_share <= ONNX.max_float_share
     assert next(iter(last.settings["sensitivity_snr_db"])) == "/head/Gemm"  # ranked first
     assert {a.settings["calibrate_method"] for a in int8.attempts} >= {"minmax", "percentile", "entropy"}
-    assert int8.attempts[1].settings["images"] == 320 and int8.attempts[0].settings["images"] == 64
+    assert steps[1] == "float-logits" and int8.attempts[1].settings["float_logits"]
+    assert [a.settings["images"] for a in int8.attempts if a.step == "calibration"] == [320, 320, 320]
+    assert int8.attempts[0].settings["images"] == 64
     # The manifest beside the file carries the same record.
     again = ExportArtifact.load(Path(int8.path).with_name("model_int8.onnx.json"))
     assert again.attempts == int8.attempts
@@ -64,10 +66,10 @@ def test_steps_stop_at_the_first_attempt_that_passes(tmp_path: Path) -> None:
 
 
 def test_miss_without_failing_the_export_then_deploy_choice(tmp_path: Path) -> None:
-    # No weights may stay in float: the outlier head cannot be rescued; the export still ends
+    # No weights may stay in float and no QAT: the outlier head cannot be rescued; the export still ends
     # with the fp32 file and records every attempt of the withheld int8 one.
     cfg = ExportConfig(formats=("onnx",), precisions=("fp32", "int8"), calibration_size=64, max_float_share=0.0,
-                       fail_on_miss=False)
+                       qat_steps=0, fail_on_miss=False)
     arts = export_module(config=cfg, out_dir=tmp_path, progress=False, **outlier_case())
     assert [a.precision for a in arts] == ["fp32"] and not (tmp_path / "model_int8.onnx").exists()
     targets = read_targets(tmp_path)
@@ -205,8 +207,28 @@ def test_tflite_full_int8_recalibrates_on_more_images_then_is_withheld(tmp_path:
     arts = export_module(config=cfg, out_dir=tmp_path, progress=False, **_more_calibration(outlier_case()))
     assert [a.precision for a in arts] == ["fp32"]
     (int8,) = [t for t in read_targets(tmp_path) if t["precision"] == "full-int8"]
-    assert [a["step"] for a in int8["attempts"]] == ["ptq", "calibration"]
-    assert [a["settings"]["images"] for a in int8["attempts"]] == [64, 320]
+    assert [a["step"] for a in int8["attempts"]] == ["ptq", "calibration", "qat"]
+    assert [a["settings"].get("images") for a in int8["attempts"][:2]] == [64, 320]
     assert not int8["written"] and not any(a["passed"] for a in int8["attempts"])
     dep = choose_deployed(arts, read_targets(tmp_path), ("tflite", "full-int8"))
     assert dep.precision == "fp32" and "model_full_int8.tflite missed the parity gate" in dep.reason
+
+
+def test_qat_puts_weights_on_the_runtime_int8_grid_and_records_itself() -> None:
+    import numpy as np
+    import torch
+    from test_export_support import trained
+
+    from edgecompress.export.qat import qat_finetune
+
+    c = case(3)
+    model, rec = qat_finetune(trained(3), c["calib_x"], qmax=64, steps=5)
+    w = model.head.weight.detach()  # a Linear: no BN fold, so the grid is the weight's own
+    scale = w.abs().amax(1, keepdim=True) / 64
+    np.testing.assert_allclose((w / scale).numpy(), torch.round(w / scale).numpy(), atol=1e-3)
+    conv, bn = model.stem[0], model.stem[1]  # Conv -> BN: the grid is the folded weight's
+    folded = conv.weight.detach() * (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().view(-1, 1, 1, 1)
+    fscale = folded.abs().flatten(1).amax(1).view(-1, 1, 1, 1) / 64
+    np.testing.assert_allclose((folded / fscale).numpy(), torch.round(folded / fscale).numpy(), atol=1e-3)
+    assert rec["qat_steps"] == 5 and rec["qat_weight_qmax"] == 64 and rec["qat_loss_last"] is not None
+    assert trained(3).head.weight is not model.head.weight  # the float student is left as it was

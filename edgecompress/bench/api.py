@@ -18,9 +18,9 @@ from edgecompress.bench.modelcheck import check_model_file
 from edgecompress.bench.runner import BenchRunError, Measurement, Runner, RunRequest
 from edgecompress.bounds import MAX_RUNS, MAX_THREADS, MAX_WARMUP, check_float, check_int
 from edgecompress.errors import BenchError, EdgeCompressError
+from edgecompress.export.formats import engine_of_suffix
 from edgecompress.profiles import DeviceProfile, RunnerKind, load_profile
 
-FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
 MAX_SECONDS = 86_400.0  # a day of counted runs
 MAX_COOLDOWN_S = 3_600.0
 EMULATED_NOTE = "emulated: latency is not a device latency"
@@ -61,7 +61,7 @@ def resolve_artifact(artifact: str | os.PathLike[str] | ExportArtifact) -> Targe
             model = Path(exported.path)
             return resolve_artifact(dataclasses.replace(exported, path=str(model if model.is_absolute() else path.parent / model)))
         precision = guess_precision(path)
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = engine_of_suffix(path.suffix)  # the engine that loads it: onnx or tflite
     if fmt is None:
         raise BenchError(f"{path}: unsupported artifact (allowed: .onnx, .tflite, or an export_artifact .json)")
     if not path.is_file():

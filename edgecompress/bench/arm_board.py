@@ -74,5 +74,14 @@ def start_board(cpu: str) -> Board:
     return Board(cpu, CPUS[cpu], alias, config)
 
 
+def board_running(cpu: str) -> bool:
+    """True while the board's sshd (pid file inside the root) is alive."""
+    try:
+        os.kill(int((root_dir() / "run" / f"ec-sshd-{cpu}.pid").read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def stop_board(cpu: str) -> None:
     _script("stop", "--cpu", cpu)

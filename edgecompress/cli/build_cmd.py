@@ -8,20 +8,38 @@ from typing import Any
 
 import click
 
-from edgecompress.cli.teacher_options import gather, teacher_options
+from edgecompress.cli.teacher_options import gather, teacher_file_options, teacher_options
+from edgecompress.methods import METHODS
+
+
+def parse_loss_weights(values: tuple[str, ...]) -> dict[str, float] | None:
+    """``("align=0.3", "kd=0")`` -> ``{"align": 0.3, "kd": 0.0}``; the term names are checked
+    against the loss registry later, with the registered names listed."""
+    out: dict[str, float] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not TERM=WEIGHT, e.g. align=0.3", param_hint="--loss-weight")
+    return out or None
 
 
 @click.command()
 @click.option("--device", default=None, help="Device profile name or .toml path (default pixel7).")
-@click.option("--teacher", type=click.Path(), default=None, help="Teacher: .pt2, TorchScript .pt, state_dict .pt (with --entry-point) or .onnx. Omit (with --data) for the built-in demo.")
-@click.option("--entry-point", default=None, help="module:factory building the teacher for a state_dict file.")
-@click.option("--trust-checkpoint", is_flag=True, default=None, help="Allow a pickled whole-module teacher (runs its code!).")
+@teacher_file_options("Teacher: .pt2, TorchScript .pt, state_dict .pt (with --entry-point) or .onnx. Omit (with --data) "
+                      "for the built-in demo.")
 @click.option("--data", default=None, help="Labeled data: built-in name (digits, shapes) or a folder / .npz / CIFAR folder.")
 @click.option("--unlabeled", default=None, help="Unlabeled pool: a folder of images or a built-in pool (shapes-pool).")
 @click.option("--labeled-fraction", type=float, default=None, help="Share of the labeled training set to use, in (0, 1]; the rest becomes unlabeled.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/<device>-<data>).")
-@click.option("--method", default=None, help="Distillation method: supervised, kd, kd+unlabeled, fm, fitnet, anc, anc+unlabeled, "
-              "anc+align, anc-labelfree (default: see docs/distill.md).")
+@click.option("--method", default=None, help=f"Distillation method: {', '.join(METHODS)} (default: see docs/distill.md).")
+@click.option("--loss-weight", "loss_weights", multiple=True, metavar="TERM=W",
+              callback=lambda _c, _p, v: parse_loss_weights(v),
+              help="Override one loss term's weight (repeatable), e.g. --loss-weight align=0.3; 0 switches a term "
+                   "off. Terms: ce, kd, fitnet, data, adv, align and any registered one (docs/ARCHITECTURE.md).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the method's).")
 @click.option("--steps-per-epoch", type=int, default=None, help="Fixed optimizer steps per epoch (default: one pass over the larger data stream).")
 @click.option("--seed", type=int, default=None, help="Seed for splits, initialization and training (default 0).")
@@ -30,11 +48,18 @@ from edgecompress.cli.teacher_options import gather, teacher_options
 @click.option("--compress", default=None, metavar="RATIO",
               help="Compression target: teacher MACs / student MACs, e.g. 8x (default 8x). The student must meet it "
                    "AND fit the device budgets; the largest such candidate is chosen.")
+@click.option("--family", "families", multiple=True, metavar="NAME",
+              callback=lambda _c, _p, v: tuple(v) or None,
+              help="Student family to search (repeatable, in preference order), e.g. --family mobilenet. Default: the "
+                   "pruned teacher when it can be pruned, then mobilenet and resnet. `edgecompress select --help` lists them.")
 @click.option("--profiles-dir", type=click.Path(file_okay=False), default=None, help="Extra folder of device profiles.")
 @click.option("--serial", default=None, help="Android device serial: also benchmark on the phone over adb.")
 @click.option("--host", default=None, help="ssh host or ~/.ssh/config alias: also benchmark on the board.")
 @click.option("--runs", type=int, default=None, help="Counted benchmark runs per artifact (default 100).")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs per artifact (default 10).")
+@click.option("--sustained", type=float, default=None, metavar="SECONDS",
+              help="Measure each artifact by running it back to back for SECONDS (latency over time, plotted in the report).")
+@click.option("--cooldown", type=float, default=None, metavar="SECONDS", help="Let the device idle SECONDS before each artifact.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, help="run.toml holding any of these options; the command line overrides it.")
 @click.option("--strict", is_flag=True, default=None, help="Fail on an unreadable image, a symlink loop, a FIFO or a device "
               "file in the data folders instead of skipping it (skips are counted in the output).")
@@ -116,10 +141,19 @@ def _one_screen(s: dict[str, Any], html: str) -> str:
             f"accuracy {p.get('acc_delta_pt', 0):+.2f} pt vs PyTorch ({'passed' if p.get('passed') else 'FAILED'})"
         )
     for r in s["benchmarks"]:
+        dp = r.get("device_parity")
+        if dp:  # the gate re-run on the board's own kernels (build --host)
+            lines.append(
+                f"parity     {Path(r['artifact']).name} on {r['device']}{' (emulated cpu)' if r.get('emulated') else ''}: "
+                f"top-1 agreement {pct(dp['top1_agreement'])}, accuracy {dp['acc_delta_pt']:+.2f} pt vs PyTorch "
+                f"({'passed' if dp['passed'] else 'FAILED'})"
+            )
+    for r in s["benchmarks"]:
         lat = r["latency"]
         lines.append(
             f"measured   {Path(r['artifact']).name} on {r['device']} ({r['runner']}, {r['runtime']}): "
             f"p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms"
+            + (" - emulated: latency is not a device latency" if r.get("emulated") else "")
         )
     resumed = s.get("resumed_stages") or []
     lines.append(f"time       {s['wall_s']:.0f} s" + (f" (resumed: {', '.join(resumed)})" if resumed else ""))

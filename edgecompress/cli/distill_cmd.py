@@ -10,13 +10,13 @@ from pathlib import Path
 
 import click
 
-# distill.config.Method's values (importing it would import torch, which --help must not).
-METHODS = ("supervised", "kd", "kd+unlabeled", "fm", "fitnet", "anc", "anc+unlabeled", "anc+align", "anc-labelfree")
+from edgecompress.cli.teacher_options import teacher_file_options
+from edgecompress.methods import METHODS  # stdlib only: --help stays light
 
 
 @click.command()
-@click.option("--teacher", "teacher_path", required=True,
-              help="Teacher: .pt2, TorchScript, state_dict (+ --entry-point), .onnx; or 'demo' for the built-in demo teacher.")
+@teacher_file_options("Teacher: .pt2, TorchScript, state_dict (+ --entry-point), .onnx; or 'demo' for the built-in demo "
+                      "teacher.", required=True, dest="teacher_path")
 @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="StudentSpec JSON (from `edgecompress select`).")
 @click.option("--data", required=True, help="Built-in name (digits, shapes) or a data path.")
 @click.option("--unlabeled", default=None, help="Unlabeled pool: a flat image folder, .npz, or shapes-pool.")
@@ -27,14 +27,12 @@ METHODS = ("supervised", "kd", "kd+unlabeled", "fm", "fitnet", "anc", "anc+unlab
 @click.option("--seed", type=int, default=None, help="Seed for the split and the training.")
 @click.option("--out", "out_dir", default="runs/distill", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt (same recipe).")
-@click.option("--entry-point", default=None, help="package.module:factory building the teacher network for a state_dict.")
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a pickled whole-module teacher (runs code from the file).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Checkpoint JSON.")
 def distill(
     teacher_path: str, spec_path: str, data: str, unlabeled: str | None, labeled_fraction: float, method: str | None,
     epochs: int | None, config_path: str | None, seed: int | None, out_dir: str, resume: bool, entry_point: str | None,
-    trust_checkpoint: bool, no_progress: bool, as_json: bool,
+    trust_checkpoint: bool | None, no_progress: bool, as_json: bool,
 ) -> None:
     """Distill a teacher into the student SPEC on DATA (ANC, unlabeled-data alignment, KD, ...)."""
     from edgecompress.artifacts import StudentSpec
@@ -72,7 +70,7 @@ def distill(
         info = demo_teacher_info(data)
         # feed the teacher data normalized exactly as in its own training
         norm = {"mean": tuple(info["mean"]), "std": tuple(info["std"])}
-    teacher = load_teacher(teacher_path, entry_point=entry_point, trust_checkpoint=trust_checkpoint)
+    teacher = load_teacher(teacher_path, entry_point=entry_point, trust_checkpoint=bool(trust_checkpoint))
     from edgecompress.data import load_task
 
     task = load_task(data, unlabeled=unlabeled, labeled_fraction=labeled_fraction, seed=cfg.seed, **norm)

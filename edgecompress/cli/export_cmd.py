@@ -6,12 +6,14 @@ import json
 
 import click
 
-from edgecompress.export.config import FORMATS, LAYOUTS, PRECISIONS, ExportConfig, parse_list
+from edgecompress.cli.teacher_options import teacher_file_options
+from edgecompress.export.config import LAYOUTS, PRECISIONS, ExportConfig, parse_list
+from edgecompress.export.formats import list_formats
 
 
 @click.command()
 @click.option("--checkpoint", "checkpoint", required=True, type=click.Path(dir_okay=False), help="checkpoint.json written by `edgecompress distill`.")
-@click.option("--format", "formats", default="onnx,tflite", show_default=True, help=f"Comma list of {', '.join(FORMATS)}.")
+@click.option("--format", "formats", default="onnx,tflite", show_default=True, help=f"Comma list of {', '.join(list_formats())}.")
 @click.option("--precision", "precisions", default="fp32,int8", show_default=True, help=f"Comma list of {', '.join(PRECISIONS)} (int8 = QDQ for ONNX, full-int8 for TFLite).")
 @click.option("--out", "out_dir", default="export", show_default=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="nhwc", show_default=True, help="TFLite input layout (ONNX is always NCHW).")
@@ -19,9 +21,7 @@ from edgecompress.export.config import FORMATS, LAYOUTS, PRECISIONS, ExportConfi
 @click.option("--calibration-size", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration samples for int8.")
 @click.option("--parity-samples", type=click.IntRange(min=1), default=1000, show_default=True, help="Validation samples for the parity gate.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
-@click.option("--teacher", type=click.Path(dir_okay=False), default=None, help="Teacher file; only for the pruned-teacher student family.")
-@click.option("--entry-point", default=None, help="module:factory building the teacher from a state_dict (see `distill`).")
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a pickled teacher module (runs code from the file).")
+@teacher_file_options("Teacher file; only for the pruned-teacher student family.")
 @click.option("--keep-failing", is_flag=True, help="Measure parity but keep artifacts that fail it (no gate).")
 @click.option("--plain-ptq", is_flag=True, help="int8: plain post-training quantization only; no better calibration or "
               "layers kept in float when it misses the parity gate (see docs/export.md).")
@@ -39,7 +39,7 @@ def export(
     opset: int,
     teacher: str | None,
     entry_point: str | None,
-    trust_checkpoint: bool,
+    trust_checkpoint: bool | None,
     keep_failing: bool,
     plain_ptq: bool,
     no_progress: bool,
@@ -54,7 +54,7 @@ def export(
     export_summary.json.
     """
     config = ExportConfig(
-        formats=parse_list(formats, "--format", FORMATS),
+        formats=parse_list(formats, "--format", list_formats()),
         precisions=parse_list(precisions, "--precision", PRECISIONS),
         layout=layout,
         int8_io=int8_io,
@@ -70,7 +70,7 @@ def export(
     if teacher:
         from edgecompress.distill import load_teacher
 
-        teacher_module = load_teacher(teacher, entry_point=entry_point, trust_checkpoint=trust_checkpoint).module
+        teacher_module = load_teacher(teacher, entry_point=entry_point, trust_checkpoint=bool(trust_checkpoint)).module
     artifacts = run_export(checkpoint, config, out_dir, teacher=teacher_module, progress=False if no_progress else None)
     if as_json:
         click.echo(json.dumps([a.to_dict() for a in artifacts], indent=2))

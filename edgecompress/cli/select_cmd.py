@@ -6,6 +6,7 @@ import json
 
 import click
 
+from edgecompress.cli.teacher_options import teacher_file_options
 from edgecompress.errors import SelectError
 
 
@@ -41,15 +42,13 @@ def _format_table(rows: list[dict[str, object]]) -> str:
 @click.option("--compress", default=None, metavar="RATIO",
               help="With --teacher: teacher MACs / student MACs the student must reach (default 8x).")
 @click.option("--family", "families", multiple=True, help="Families to search, in preference order (repeatable).")
-@click.option("--teacher", type=click.Path(dir_okay=False), default=None, help="Teacher file: enables the pruned-teacher family.")
-@click.option("--teacher-entry-point", default=None, help="module:factory building the teacher for a state_dict file.")
-@click.option("--trust-checkpoint", is_flag=True, help="Allow a pickled teacher module (runs code from the file).")
+@teacher_file_options("Teacher file: the reference for --compress, and the pruned-teacher family.")
 @click.option("--profiles-dir", type=click.Path(file_okay=False), default=None, help="Extra folder of device profiles.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the chosen StudentSpec JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table and the choice as JSON.")
 def select(device: str, input_shape: str, classes: int, latency_ms: float | None, memory_mb: float | None,
-           size_mb: float | None, compress: str | None, families: tuple[str, ...], teacher: str | None, teacher_entry_point: str | None,
-           trust_checkpoint: bool, profiles_dir: str | None, output: str | None, as_json: bool) -> None:
+           size_mb: float | None, compress: str | None, families: tuple[str, ...], teacher: str | None, entry_point: str | None,
+           trust_checkpoint: bool | None, profiles_dir: str | None, output: str | None, as_json: bool) -> None:
     """Choose the student that fits DEVICE's latency, RAM and size budgets.
 
     With --teacher, the student must also be smaller than the teacher (MACs, parameters,
@@ -68,11 +67,11 @@ def select(device: str, input_shape: str, classes: int, latency_ms: float | None
         from edgecompress.cost.reference import teacher_reference
         from edgecompress.distill.teacher_load import load_teacher
 
-        t = load_teacher(teacher, entry_point=teacher_entry_point, trust_checkpoint=trust_checkpoint)
+        t = load_teacher(teacher, entry_point=entry_point, trust_checkpoint=bool(trust_checkpoint))
         module = t.module
         if module is None and "pruned-teacher" in families:
-            raise SelectError(f"{teacher}: pruned-teacher needs an eager nn.Module teacher "
-                              "(a state_dict with --teacher-entry-point, or a pickled module with --trust-checkpoint)")
+            why = getattr(t, "lift_note", None) or f"a {t.format} teacher has no eager module"
+            raise SelectError(f"{teacher}: pruned-teacher cannot be cut from this teacher ({why}); choose another --family")
         ref = teacher_reference(t, shape)
     sel = run_selection(profile, shape, classes, latency_ms=latency_ms, memory_mb=memory_mb, size_mb=size_mb,
                         families=families or None, teacher=module, teacher_cost=ref, compress=compress)

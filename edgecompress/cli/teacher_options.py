@@ -46,6 +46,26 @@ _OPTIONS = [
 ]
 
 
+def teacher_file_options(teacher_help: str, *, required: bool = False, dest: str = "teacher") -> Callable[..., Any]:
+    """``--teacher``, ``--entry-point`` and ``--trust-checkpoint``, the same in every command
+    that loads a teacher (``select`` also answers to its old ``--teacher-entry-point``)."""
+    options = [
+        click.option("--teacher", dest, type=click.Path(dir_okay=False), required=required, default=None, help=teacher_help),
+        click.option("--entry-point", "--teacher-entry-point", "entry_point", default=None, metavar="MODULE:FACTORY",
+                     help="module:factory building the teacher network for a state_dict file (the module is found "
+                          "in the current folder or beside the weights)."),
+        click.option("--trust-checkpoint", is_flag=True, default=None,
+                     help="Allow a pickled whole-module teacher (runs code from the file!)."),
+    ]
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return deco
+
+
 def teacher_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add the options above to a command."""
     for option in reversed(_OPTIONS):
@@ -69,3 +89,4 @@ def gather(options: dict[str, Any]) -> dict[str, Any]:
             raise click.BadParameter(f"{text!r} must be a JSON object", param_hint="--entry-point-kwargs")
         out["entry_point_kwargs"] = value
     return out
+

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from edgecompress.artifacts import Preprocessing, StudentSpec
-from edgecompress.cost.calibration import RUNTIME_FORMAT, Calibration, Measurement, now_iso
+from edgecompress.cost.calibration import Calibration, Measurement, now_iso
 from edgecompress.errors import CalibrationError, EdgeCompressError
 from edgecompress.profiles import DeviceProfile
+from edgecompress.runtimes import get_runtime
 from edgecompress.students.families import DEPTHS, WIDTHS, mobilenet_arch, resnet_arch
 
 ARCH_FNS: dict[str, Callable[[tuple[int, int, int], int], str]] = {"mobilenet": mobilenet_arch, "resnet": resnet_arch}
@@ -105,7 +106,7 @@ def export_spec(spec: StudentSpec, keys: Sequence[tuple[str, str]], out_dir: Pat
     c = spec.input_shape[0]
     rng = np.random.default_rng(seed)
     calib = rng.standard_normal((16, *spec.input_shape)).astype(np.float32)
-    onnx_precisions = {"fp32"} | {p for r, p in keys if RUNTIME_FORMAT[r] == "onnx"}
+    onnx_precisions = {"fp32"} | {p for r, p in keys if get_runtime(r).artifact_format == "onnx"}
     # Latency does not depend on the weights' values; parity of random weights is meaningless,
     # so it is recorded but not enforced.
     cfg = ExportConfig(formats=("onnx",), precisions=tuple(sorted(onnx_precisions)), enforce_parity=False,
@@ -115,7 +116,7 @@ def export_spec(spec: StudentSpec, keys: Sequence[tuple[str, str]], out_dir: Pat
     onnx_files = {a.precision: Path(a.path) for a in arts}
     out: dict[tuple[str, str], Path] = {}
     for runtime, precision in keys:
-        if RUNTIME_FORMAT[runtime] == "onnx":
+        if get_runtime(runtime).artifact_format == "onnx":
             out[(runtime, precision)] = onnx_files[precision]
         else:
             out[(runtime, precision)] = _tflite(onnx_files["fp32"], calib, precision, out_dir)

@@ -17,11 +17,11 @@ from typing import Any
 from edgecompress.artifacts import StudentSpec, atomic_write_text
 from edgecompress.cost.predictor import FEATURES, Accuracy, fit, predict, prior_coefficients
 from edgecompress.errors import CalibrationError, ConfigError
-from edgecompress.profiles import DeviceProfile, RuntimeKind
+from edgecompress.profiles import DeviceProfile
+from edgecompress.runtimes import list_runtimes
 
 CALIBRATION_KIND = "latency_calibration"
 CALIBRATION_SCHEMA = 1
-RUNTIME_FORMAT = {RuntimeKind.ONNXRUNTIME_CPU.value: "onnx", RuntimeKind.TFLITE_XNNPACK.value: "tflite"}
 
 
 def runtime_key(runtime: str, precision: str) -> str:
@@ -31,9 +31,9 @@ def runtime_key(runtime: str, precision: str) -> str:
 def parse_runtime_key(text: str, where: str = "--runtime") -> tuple[str, str]:
     """``onnxruntime-cpu:fp32`` -> (runtime, precision), rejected with the allowed values."""
     runtime, _, precision = text.partition(":")
-    if runtime not in RUNTIME_FORMAT or precision not in ("fp32", "int8"):
+    if runtime not in list_runtimes() or precision not in ("fp32", "int8"):
         raise CalibrationError(f"{where}: {text!r} is not allowed (allowed: RUNTIME:PRECISION with RUNTIME in "
-                               f"{', '.join(RUNTIME_FORMAT)} and PRECISION in fp32, int8)")
+                               f"{', '.join(list_runtimes())} and PRECISION in fp32, int8)")
     return runtime, precision
 
 

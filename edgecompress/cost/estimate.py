@@ -100,11 +100,11 @@ def estimate_cost(model: nn.Module, input_shape: tuple[int, int, int], precision
 
 
 def spec_cost(spec: StudentSpec, teacher: nn.Module | None = None) -> ModelCost:
-    """Cost of a spec's model: from the arch string when it is a BlockNet family (fast, no torch),
-    else by building the model and tracing it."""
+    """Cost of a spec's model: from the arch string when the family's arch is a BlockNet block
+    string (fast, no torch), else by building its skeleton and tracing it."""
     from edgecompress.students import create_student, get_family
 
-    if not get_family(spec.family).needs_teacher:
+    if get_family(spec.family).arch_cost:
         from edgecompress.cost.arch_cost import arch_layer_costs
 
         return costs_from_layers(arch_layer_costs(spec.arch, spec.width_mult, spec.input_shape, spec.num_classes))

@@ -6,7 +6,7 @@ keys on. Like ONNX Runtime's and TFLite's graph optimisers, BatchNorm after a co
 folded and a ReLU / ReLU6 directly after a conv/linear/add is fused: those nodes cost nothing
 and write into their producer's buffer. Shape-only ops (flatten, view) alias their input.
 
-Shapes come from ``shapes.propagate_shapes`` (closed form, ShapeProp as the fallback).
+Shapes come from ``edgecompress.tracing`` (trace_shapes) (closed form, ShapeProp as the fallback).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import torch
 from torch import fx, nn
 
 from edgecompress.cost.layers import LayerCost
-from edgecompress.cost.shapes import propagate_shapes
-from edgecompress.errors import ConfigError
+from edgecompress.tracing import trace_shapes
 
 _FUSABLE_ACTS = (nn.ReLU, nn.ReLU6)
 _FUSABLE_ACT_FUNCS = {torch.relu, torch.nn.functional.relu, torch.nn.functional.relu6, "relu", "relu_"}
@@ -36,16 +35,6 @@ def _numel(shape: tuple[int, ...]) -> int:
 def _shape(node: fx.Node) -> tuple[int, ...]:
     meta = node.meta.get("tensor_meta")
     return tuple(int(s) for s in meta.shape) if meta is not None and hasattr(meta, "shape") else ()
-
-
-def trace_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> fx.GraphModule:
-    """fx-trace ``model`` and annotate each node with its output shape (batch 1)."""
-    try:
-        gm = fx.symbolic_trace(model)
-    except Exception as exc:  # fx raises many types for data-dependent Python control flow
-        raise ConfigError(f"cost: model {type(model).__name__} cannot be traced by torch.fx ({type(exc).__name__}: {exc})") from None
-    propagate_shapes(gm, input_shape)
-    return gm
 
 
 def layer_costs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerCost]:

@@ -14,18 +14,9 @@ from typing import Any
 
 from edgecompress.artifacts import _decode_dataclass, _encode
 from edgecompress.errors import ConfigError
+from edgecompress.methods import _PRESETS, Method
 
-
-class Method(str, enum.Enum):
-    SUPERVISED = "supervised"
-    KD = "kd"
-    KD_UNLABELED = "kd+unlabeled"
-    FM = "fm"
-    FITNET = "fitnet"
-    ANC = "anc"
-    ANC_UNLABELED = "anc+unlabeled"
-    ANC_ALIGN = "anc+align"
-    ANC_LABELFREE = "anc-labelfree"
+__all__ = ["DiscRegularizer", "DistillConfig", "Method", "Optimizer"]
 
 
 class DiscRegularizer(str, enum.Enum):
@@ -42,45 +33,12 @@ class Optimizer(str, enum.Enum):
     ADAMW = "adamw"
 
 
-# Loss-term names (keys of the loss registry) and the data each method trains on.
-TERMS = ("ce", "kd", "fitnet", "adv", "data", "align")
-
-# The adversarial weight is 0.1, not 1: with AdamW (per-parameter normalized steps) a weight
-# of 1 let the batch-coherent adversarial gradient swamp everything else and the student
-# collapsed to chance (measured on shapes: 8.6% test accuracy at 100% labels vs 46.7% for
-# supervised; 53.5% with 0.1). docs/distill.md has the numbers.
-_PRESETS: dict[Method, dict[str, Any]] = {
-    Method.SUPERVISED: {"weights": {"ce": 1.0}, "use_unlabeled": False, "use_labels": True},
-    Method.KD: {"weights": {"ce": 1.0, "kd": 1.0}, "use_unlabeled": False, "use_labels": True},
-    # Plain KD, but the teacher also labels the unlabeled pool: the baseline that decides
-    # whether the adversarial terms earn their keep.
-    Method.KD_UNLABELED: {"weights": {"ce": 1.0, "kd": 1.0}, "use_unlabeled": True, "use_labels": True},
-    # Function matching (Beyer et al. 2022, "A good teacher is patient and consistent"): the
-    # student matches the teacher's full output distribution (KL at T = 1) on the very image
-    # the teacher saw -- the same crop and flip, and mixup across labeled and pool rows, which
-    # fills the space between images with more points to match. Labels add cross-entropy on
-    # the labeled rows (with mixed targets when both rows of a pair are labeled).
-    Method.FM: {"weights": {"ce": 1.0, "kd": 1.0}, "use_unlabeled": True, "use_labels": True, "temperature": 1.0,
-                "mixup_alpha": 1.0},
-    Method.FITNET: {"weights": {"ce": 1.0, "fitnet": 1.0}, "use_unlabeled": False, "use_labels": True},
-    Method.ANC: {"weights": {"ce": 1.0, "adv": 0.1, "data": 1.0}, "use_unlabeled": False, "use_labels": True},
-    Method.ANC_UNLABELED: {"weights": {"ce": 1.0, "adv": 0.1, "data": 1.0}, "use_unlabeled": True, "use_labels": True},
-    Method.ANC_ALIGN: {
-        "weights": {"ce": 1.0, "adv": 0.1, "data": 1.0, "align": 0.3},
-        "use_unlabeled": True,
-        "use_labels": True,
-    },
-    # ANC as published: no labels at all; the labeled images (labels dropped) and the pool.
-    Method.ANC_LABELFREE: {"weights": {"adv": 0.1, "data": 1.0}, "use_unlabeled": True, "use_labels": False},
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class DistillConfig:
     """Everything that decides a distillation run (hashed into the resume state).
 
-    ``*_weight = None`` takes the weight from ``method``'s preset; a number overrides it
-    (0 switches a term off, a positive weight switches it on for any method).
+    ``loss_weights`` overrides ``method``'s preset weights term by term (0 switches a term
+    off, a positive weight switches any registered term on for any method).
     """
 
     method: Method = Method.KD_UNLABELED  # the default chosen by benchmarks/compression_table.py
@@ -94,13 +52,10 @@ class DistillConfig:
     warmup_epochs: float = 0.5
     disc_lr: float = 1e-3
     seed: int = 0
-    # loss weights (None = preset)
-    ce_weight: float | None = None
-    kd_weight: float | None = None
-    fitnet_weight: float | None = None
-    adv_weight: float | None = None
-    data_weight: float | None = None
-    align_weight: float | None = None
+    # Loss-term weights by registered term name, over the method's preset (0 switches a term
+    # off, a positive weight on); None = the preset alone. JSON written before this field
+    # existed spells them as ``<term>_weight`` keys, still read by from_dict.
+    loss_weights: dict[str, float] | None = None
     use_unlabeled: bool | None = None
     use_labels: bool | None = None
     temperature: float | None = None  # KD temperature; None = the method's (4, or 1 for fm)
@@ -139,27 +94,42 @@ class DistillConfig:
             checks.append(("unlabeled_batch_size", self.unlabeled_batch_size >= 1, ">= 1"))
         if self.steps_per_epoch is not None:
             checks.append(("steps_per_epoch", self.steps_per_epoch >= 1, ">= 1"))
-        for term in TERMS:
-            w = getattr(self, f"{term}_weight")
-            if w is not None:
-                checks.append((f"{term}_weight", w >= 0, ">= 0"))
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"distill config: {name} = {getattr(self, name)!r} is not allowed (must be {allowed})")
-        if not self.weights():
+        self._check_loss_weights()
+
+    def _check_loss_weights(self) -> None:
+        from edgecompress.distill.loss_registry import loss_terms, needing
+
+        terms = loss_terms()
+        for name, w in (self.loss_weights or {}).items():
+            if name not in terms:
+                raise ConfigError(f"distill config: loss_weights has unknown term {name!r} (registered: {', '.join(terms)})")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1e6:
+                raise ConfigError(f"distill config: loss_weights[{name!r}] = {w!r} is not allowed (a number in [0, 1e6])")
+        weights = self.weights()
+        if not weights:
             raise ConfigError("distill config: every loss weight is 0; nothing would be trained")
-        if not self.labels_used and self.weights().get("ce", 0) > 0:
-            raise ConfigError("distill config: ce_weight > 0 needs labels, but use_labels is false")
+        if not self.labels_used:
+            for name in needing(weights, "labels"):
+                raise ConfigError(f"distill config: {name}_weight > 0 needs labels, but use_labels is false")
+        if not self.unlabeled_used:
+            for name in needing(weights, "unlabeled"):
+                raise ConfigError(f"distill config: {name}_weight > 0 needs the unlabeled stream (use_unlabeled = true)")
 
     # ---------------------------------------------------------------- resolved views
 
     def weights(self) -> dict[str, float]:
-        """Loss term -> weight, preset overridden by explicit ``*_weight`` fields; zeros dropped."""
+        """Loss term -> weight, the preset overridden by ``loss_weights``; zeros dropped; in
+        registration order."""
+        from edgecompress.distill.loss_registry import loss_terms
+
         preset = _PRESETS[Method(self.method)]["weights"]
+        override = self.loss_weights or {}
         out = {}
-        for term in TERMS:
-            w = getattr(self, f"{term}_weight")
-            w = preset.get(term, 0.0) if w is None else w
+        for term in loss_terms():
+            w = override.get(term, preset.get(term, 0.0))
             if w > 0:
                 out[term] = float(w)
         return out
@@ -193,11 +163,15 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "distill config") -> DistillConfig:
-        enums = {"method", "optimizer", "disc_regularizer"}
-        plain = {k: v for k, v in data.items() if k not in enums}
-        # Decode the non-enum fields with the shared strict decoder (unknown keys, wrong types).
-        base = _decode_dataclass(_Loose, {**plain, **{k: str(data[k]) for k in enums if k in data}}, where)
-        return cls(**dataclasses.asdict(base))
+        """Strict decoding (unknown keys, wrong types and enum values named in one line)."""
+        from edgecompress.distill.loss_registry import loss_terms
+
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in list(data) if k.endswith("_weight") and k[: -len("_weight")] in loss_terms()}
+        legacy_weights = {k[: -len("_weight")]: v for k, v in legacy.items() if v is not None}
+        if legacy_weights:  # a config written before loss_weights existed
+            data["loss_weights"] = {**legacy_weights, **(data.get("loss_weights") or {})}
+        return _decode_dataclass(cls, data, where)  # type: ignore[no-any-return]
 
     @classmethod
     def from_json(cls, text: str, where: str = "distill config") -> DistillConfig:
@@ -209,17 +183,3 @@ class DistillConfig:
 
     def replace(self, **changes: Any) -> DistillConfig:
         return dataclasses.replace(self, **changes)
-
-
-def _loose_fields() -> list[tuple[str, Any, Any]]:
-    """DistillConfig's fields with the enums typed as ``str`` (the strict decoder checks types)."""
-    out = []
-    for f in dataclasses.fields(DistillConfig):
-        tp = "str" if f.name in ("method", "optimizer", "disc_regularizer") else f.type
-        default = f.default.value if isinstance(f.default, enum.Enum) else f.default
-        out.append((f.name, tp, dataclasses.field(default=default)))
-    return out
-
-
-# A twin of DistillConfig without validation or enums, used only to decode JSON strictly.
-_Loose = dataclasses.make_dataclass("_Loose", _loose_fields(), namespace={"__module__": __name__})

@@ -11,8 +11,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
+
+from edgecompress.distill.loss_registry import Helper, Widths
 
 
 class EmbeddingDiscriminator(nn.Module):
@@ -60,34 +65,42 @@ def adapter(student_dim: int, teacher_dim: int) -> nn.Module:
 
 
 class DistillParts(nn.Module):
-    """The trainable helpers of one run (only those its loss terms need), kept in one module so
-    that checkpointing and distributed gradient averaging treat them uniformly.
+    """The trainable helpers of one run -- those its active loss terms declare -- kept in one
+    module so that checkpointing and distributed gradient averaging treat them uniformly.
 
-    ``student_side`` parameters (adapters) are trained with the student; ``disc`` parameters by
-    the discriminator optimizer.
+    Each helper is an attribute under its declared name (``parts.anc_disc``); a helper some
+    registered term declares but this run does not use reads as None. ``student_side``
+    parameters are trained with the student, ``disc`` ones by the discriminator optimizer.
     """
 
-    def __init__(
-        self,
-        *,
-        student_dim: int,
-        teacher_dim: int | None,
-        low_channels: int | None,
-        fitnet: bool,
-        adv: bool,
-        align: bool,
-    ) -> None:
+    def __init__(self, helpers: Sequence[Helper] = (), widths: Widths | None = None) -> None:
         super().__init__()
-        target = teacher_dim if teacher_dim is not None else student_dim
-        self.fitnet_adapter: nn.Module | None = adapter(student_dim, target) if fitnet else None
-        self.anc_adapter: nn.Module | None = adapter(student_dim, target) if adv else None
-        self.anc_disc: EmbeddingDiscriminator | None = EmbeddingDiscriminator(target) if adv else None
-        self.domain_disc: DomainDiscriminator | None = (
-            DomainDiscriminator(low_channels) if align and low_channels is not None else None
-        )
+        self._sides: dict[str, str] = {}
+        self._built = False  # until then unknown names raise, so add_module can check them
+        for h in helpers:
+            if h.name in self._sides or widths is None:
+                continue  # a helper shared by two terms is built once
+            module = h.build(widths)
+            if module is not None:
+                self.add_module(h.name, module)
+                self._sides[h.name] = h.side
+        self._built = True
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            from edgecompress.distill.loss_registry import LOSSES
+
+            if self.__dict__.get("_built") and any(h.name == name for term in LOSSES.values() for h in term.helpers):
+                return None  # declared by a term this run does not use
+            raise
+
+    def _params(self, side: str) -> list[nn.Parameter]:
+        return [p for name, s in self._sides.items() if s == side for p in getattr(self, name).parameters()]
 
     def student_side(self) -> list[nn.Parameter]:
-        return [p for m in (self.fitnet_adapter, self.anc_adapter) if m is not None for p in m.parameters()]
+        return self._params("student")
 
     def disc_params(self) -> list[nn.Parameter]:
-        return [p for m in (self.anc_disc, self.domain_disc) if m is not None for p in m.parameters()]
+        return self._params("disc")

@@ -1,63 +1,43 @@
-"""Loss terms in a registry: ``LOSSES[name](tensors, parts, config) -> scalar``.
+"""The built-in loss terms, each declared in the registry (:mod:`loss_registry`) with the data
+it needs, the helpers it owns and its discriminator step.
 
 The student loss is ``sum(weight[name] * LOSSES[name](...))`` over the config's non-zero
-weights; a new term is one decorated function. Discriminator losses are separate functions
-(:func:`anc_disc_loss`, :func:`domain_disc_loss`) because a different optimizer minimizes them.
-
-Row layout of every batch: the first ``n_labeled`` rows come from the labeled stream, the rest
-from the unlabeled stream. Teacher-mimicking terms use all rows; cross-entropy only the
-labeled ones.
+weights. Row layout of every batch: the first ``n_labeled`` rows come from the labeled stream,
+the rest from the unlabeled stream; teacher-mimicking terms use all rows, cross-entropy only the
+labeled ones. Registration order is the order helpers are built in (and so their seeded init).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from edgecompress.distill.config import DiscRegularizer, DistillConfig
-from edgecompress.distill.discriminators import DistillParts
+from edgecompress.distill.discriminators import DistillParts, DomainDiscriminator, EmbeddingDiscriminator, adapter
+from edgecompress.distill.loss_registry import LOSSES, Helper, Mix, StepTensors, Widths, register_loss
+
+__all__ = ["LOSSES", "Mix", "StepTensors", "register_loss"]
 
 
-@dataclasses.dataclass
-class StepTensors:
-    """What one forward pass of student and teacher produced for one batch."""
-
-    s_logits: torch.Tensor
-    s_emb: torch.Tensor
-    s_low: torch.Tensor | None  # early student feature map (alignment)
-    t_logits: torch.Tensor | None
-    t_emb: torch.Tensor | None
-    y: torch.Tensor | None  # labels of the first n_labeled rows
-    n_labeled: int
-    mix: Mix | None = None  # the batch was mixed: row i = lam_i * x_i + (1 - lam_i) * x_perm[i]
+def _to_teacher(w: Widths) -> int:
+    return w.teacher_dim if w.teacher_dim is not None else w.student_dim
 
 
-@dataclasses.dataclass
-class Mix:
-    perm: torch.Tensor  # partner row of every row
-    lam: torch.Tensor  # weight of the row's own image, per row
-
-
-LossFn = Callable[[StepTensors, DistillParts, DistillConfig], torch.Tensor]
-LOSSES: dict[str, LossFn] = {}
-
-
-def register_loss(name: str) -> Callable[[LossFn], LossFn]:
-    def deco(fn: LossFn) -> LossFn:
-        LOSSES[name] = fn
-        return fn
-
-    return deco
+# The helpers the built-in terms own.
+FITNET_ADAPTER = Helper("fitnet_adapter", "student", lambda w: adapter(w.student_dim, _to_teacher(w)))
+# Without a teacher embedding the ANC discriminator compares logits: nothing to adapt.
+ANC_ADAPTER = Helper("anc_adapter", "student",
+                     lambda w: adapter(w.student_dim, _to_teacher(w)) if w.teacher_embedding else nn.Identity())
+ANC_DISC = Helper("anc_disc", "disc", lambda w: EmbeddingDiscriminator(_to_teacher(w)))
+DOMAIN_DISC = Helper("domain_disc", "disc", lambda w: DomainDiscriminator(w.low_channels) if w.low_channels else None)
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-@register_loss("ce")
+@register_loss("ce", needs=("labels",), help="cross-entropy on the labeled rows")
 def ce_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     n = t.n_labeled
     if t.mix is None:
@@ -75,7 +55,7 @@ def ce_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Te
     return (lam[keep] * own + (1 - lam[keep]) * other).mean()
 
 
-@register_loss("kd")
+@register_loss("kd", needs=("teacher",), help="Hinton KD: KL to the teacher's softened outputs, every row")
 def kd_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     # Hinton et al.: the soft-target gradients scale as 1/T^2, so multiply by T^2 to keep the
     # term's magnitude comparable to cross-entropy whatever temperature is chosen.
@@ -85,12 +65,13 @@ def kd_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Te
     return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (T * T)
 
 
-@register_loss("fitnet")
+@register_loss("fitnet", needs=("teacher", "teacher_embedding"), helpers=(FITNET_ADAPTER,),
+               help="FitNets: regress the teacher's embedding through an adapter")
 def fitnet_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     return F.mse_loss(parts.fitnet_adapter(t.s_emb), t.t_emb)
 
 
-@register_loss("data")
+@register_loss("data", needs=("teacher",), help="ANC's data term: L2 between student and teacher logits")
 def data_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     # ANC's data term: pull the student's logits to the teacher's (L2), on every row.
     return F.mse_loss(t.s_logits, t.t_logits)
@@ -104,14 +85,30 @@ def anc_features(t: StepTensors, parts: DistillParts) -> tuple[torch.Tensor, tor
     return t.t_logits, t.s_logits
 
 
-@register_loss("adv")
+def _anc_disc_step(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
+    with torch.no_grad():  # the adapter's output again, without building a graph for it
+        real, fake = anc_features(t, parts)
+    # Detach explicitly: with equal widths there is no adapter and ``fake`` *is* the student
+    # embedding, whose graph the student step has already freed.
+    return anc_disc_loss(real.detach(), fake.detach(), parts, cfg)
+
+
+@register_loss("adv", needs=("teacher",), helpers=(ANC_ADAPTER, ANC_DISC), disc_loss=_anc_disc_step,
+               help="ANC: fool a discriminator on embeddings (teacher = real)")
 def adv_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     # Non-saturating generator loss: the student wants D to call its features "teacher" (1).
     _, fake = anc_features(t, parts)
     return _bce(parts.anc_disc(fake), 1.0)
 
 
-@register_loss("align")
+def _domain_disc_step(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor | None:
+    if t.s_low is None:
+        return None
+    return domain_disc_loss(t.s_low.detach().float(), t.n_labeled, parts)
+
+
+@register_loss("align", needs=("labels", "unlabeled", "low_level"), helpers=(DOMAIN_DISC,), disc_loss=_domain_disc_step,
+               help="Tang et al.: make labeled and unlabeled early features indistinguishable")
 def align_loss(t: StepTensors, parts: DistillParts, cfg: DistillConfig) -> torch.Tensor:
     # Domain *confusion* (target 0.5 for both streams), not flipped labels: neither stream is
     # the "real" one, the student should make them indistinguishable, and a confusion target

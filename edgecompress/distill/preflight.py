@@ -13,6 +13,7 @@ from torch import nn
 
 from edgecompress.artifacts import StudentSpec
 from edgecompress.distill.config import DistillConfig
+from edgecompress.distill.loss_registry import needing
 from edgecompress.distill.student_taps import classifier_name, low_level_name
 from edgecompress.distill.teacher import Teacher, TeacherOutput
 from edgecompress.errors import DistillError, TeacherError
@@ -39,10 +40,6 @@ def check_inputs(teacher: Teacher, spec: StudentSpec, task: Any, cfg: DistillCon
         raise DistillError(
             f"method {cfg.method.value!r} needs unlabeled data: give --unlabeled or a --labeled-fraction below 1"
         )
-    if "align" in weights and not cfg.unlabeled_used:
-        raise DistillError("align_weight > 0 needs the unlabeled stream (use_unlabeled = true)")
-    if "align" in weights and not cfg.labels_used:
-        raise DistillError("align_weight > 0 aligns labeled with unlabeled batches; it cannot run label-free")
 
     out = None
     if teacher is not None:
@@ -57,13 +54,14 @@ def check_inputs(teacher: Teacher, spec: StudentSpec, task: Any, cfg: DistillCon
         if classes != task.num_classes:
             where = teacher.path or "teacher"
             raise TeacherError(f"{where}: teacher predicts {classes} classes but the data has {task.num_classes}")
-        if "fitnet" in weights and out.embedding is None:
-            raise TeacherError(
-                f"{teacher.path}: method needs the teacher's embedding (fitnet), which a {teacher.format} teacher does not "
-                f"expose; use .pt2, a state_dict, or methods supervised/kd/anc"
-            )
-    elif any(k in weights for k in ("kd", "fitnet", "adv", "data")):
-        raise DistillError(f"method {cfg.method.value!r} needs a teacher")
+        for name in needing(weights, "teacher_embedding"):
+            if out.embedding is None:
+                raise TeacherError(
+                    f"{teacher.path}: method needs the teacher's embedding ({name}), which a {teacher.format} teacher does "
+                    f"not expose; use .pt2, a state_dict, or methods supervised/kd/anc"
+                )
+    elif needing(weights, "teacher"):
+        raise DistillError(f"method {cfg.method.value!r} needs a teacher (loss terms {', '.join(needing(weights, 'teacher'))})")
     return out
 
 
@@ -100,7 +98,7 @@ def check_student(student: nn.Module, cfg: DistillConfig, input_shape: tuple[int
 
 
 def _low_level(student: nn.Module, cfg: DistillConfig) -> str | None:
-    if "align" not in cfg.weights():
+    if not needing(cfg.weights(), "low_level"):
         return None
     name = low_level_name(student)
     if name is None:

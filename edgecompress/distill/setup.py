@@ -18,6 +18,7 @@ from edgecompress.artifacts import StudentSpec
 from edgecompress.distill import distributed as D
 from edgecompress.distill.config import DistillConfig, Optimizer
 from edgecompress.distill.discriminators import DistillParts
+from edgecompress.distill.loss_registry import Widths, loss_terms, needing
 from edgecompress.distill.streams import Streams, mix_seed
 from edgecompress.distill.student_taps import classifier_name, low_level_name
 from edgecompress.distill.teacher import Teacher
@@ -89,9 +90,10 @@ def build_run(teacher: Teacher | None, student: nn.Module, cfg: DistillConfig, p
     feature_is_output = cfg.student_feature is not None
     modules = dict(student.named_modules())
     feature_module = modules[cfg.student_feature if feature_is_output else classifier_name(student)]  # type: ignore[index]
-    low_module = modules[low_level_name(student)] if "align" in weights else None  # type: ignore[index]
-    run = Run(cfg, student, teacher, DistillParts(student_dim=1, teacher_dim=None, low_channels=None, fitnet=False, adv=False, align=False),
-              None, None, None, weights, dist, feature_module, feature_is_output, low_module, device)  # type: ignore[arg-type]
+    terms = [loss_terms()[name] for name in weights]
+    low_module = modules[low_level_name(student)] if needing(weights, "low_level") else None  # type: ignore[index]
+    run = Run(cfg, student, teacher, DistillParts(), None, None, None, weights, dist,  # type: ignore[arg-type]
+              feature_module, feature_is_output, low_module, device)
     # One dry forward tells the widths the adapters and discriminators need.
     with torch.no_grad():
         student.eval()
@@ -101,17 +103,13 @@ def build_run(teacher: Teacher | None, student: nn.Module, cfg: DistillConfig, p
         t_emb = probe["teacher"].embedding
         t_dim = int(t_emb.shape[1]) if t_emb is not None else int(probe["teacher"].logits.shape[1])
     torch.manual_seed(mix_seed(cfg.seed, 7))  # helpers initialised from the run seed, same on every rank
-    run.parts = DistillParts(
+    widths = Widths(
         student_dim=int(s_emb.shape[1]),
         teacher_dim=t_dim,
+        teacher_embedding=probe["teacher"] is not None and probe["teacher"].embedding is not None,
         low_channels=int(s_low.shape[1]) if s_low is not None else None,
-        fitnet="fitnet" in weights,
-        adv="adv" in weights,
-        align="align" in weights,
-    ).to(device)
-    if "adv" in weights and probe["teacher"] is not None and probe["teacher"].embedding is None:
-        # no teacher embedding: the discriminator compares logits (same width on both sides)
-        run.parts.anc_adapter = nn.Identity()
+    )
+    run.parts = DistillParts([h for term in terms for h in term.helpers], widths).to(device)
     params = student_params(run)
     if cfg.optimizer == Optimizer.SGD:
         run.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)

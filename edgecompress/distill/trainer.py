@@ -24,7 +24,8 @@ from tqdm import tqdm
 from edgecompress.artifacts import Checkpoint, StudentSpec, atomic_write_text, sha256_file
 from edgecompress.distill import distributed as D
 from edgecompress.distill.config import DistillConfig
-from edgecompress.distill.losses import LOSSES, Mix, StepTensors, anc_disc_loss, anc_features, domain_disc_loss
+from edgecompress.distill.loss_registry import needing
+from edgecompress.distill.losses import LOSSES, Mix, StepTensors
 from edgecompress.distill.preflight import check_inputs, check_student
 from edgecompress.distill.setup import Run, build_run, fingerprint, make_streams, student_forward, student_params
 from edgecompress.distill.state import load_state, rng_state, save_state, save_weights, set_rng_state
@@ -55,7 +56,7 @@ def student_step(run: Run, x: torch.Tensor, y: torch.Tensor | None, n_labeled: i
     views, the condition under which matching the teacher's function transfers it."""
     run.student.train()
     t_logits = t_emb = None
-    if run.teacher is not None and any(k in run.weights for k in ("kd", "fitnet", "adv", "data")):
+    if run.teacher is not None and needing(run.weights, "teacher"):
         out = run.teacher(x)  # no_grad inside: the teacher is frozen
         t_logits, t_emb = out.logits.to(run.device), (None if out.embedding is None else out.embedding.to(run.device))
     x = x.to(run.device)
@@ -64,7 +65,7 @@ def student_step(run: Run, x: torch.Tensor, y: torch.Tensor | None, n_labeled: i
         s_logits, s_emb, s_low = student_forward(run, x)
         t = StepTensors(s_logits.float(), s_emb.float(), s_low, t_logits, t_emb, None if y is None else y.to(run.device), n_labeled,
                         None if mix is None else Mix(mix.perm.to(run.device), mix.lam.to(run.device)))
-        terms = {name: LOSSES[name](t, run.parts, run.cfg) for name in run.weights}
+        terms = {name: LOSSES[name].fn(t, run.parts, run.cfg) for name in run.weights}
     values = torch.stack([v.detach().float() for v in terms.values()])
     _check_finite(values, list(terms), where)
     loss = sum(run.weights[name] * value for name, value in terms.items())
@@ -82,14 +83,13 @@ def discriminator_step(run: Run, t: StepTensors, where: str) -> torch.Tensor | N
     if run.disc_opt is None:
         return None
     losses = []
-    if run.parts.anc_disc is not None:
-        with torch.no_grad():  # the adapter's output again, without building a graph for it
-            real, fake = anc_features(t, run.parts)
-        # Detach explicitly: with equal widths there is no adapter and ``fake`` *is* the student
-        # embedding, whose graph the student step has already freed.
-        losses.append(anc_disc_loss(real.detach(), fake.detach(), run.parts, run.cfg))
-    if run.parts.domain_disc is not None and t.s_low is not None:
-        losses.append(domain_disc_loss(t.s_low.detach().float(), t.n_labeled, run.parts))
+    for name in run.weights:  # each term's own discriminator step (see loss_registry)
+        step = LOSSES[name].disc_loss
+        value = step(t, run.parts, run.cfg) if step is not None else None
+        if value is not None:
+            losses.append(value)
+    if not losses:
+        return None
     loss = sum(losses)
     _check_finite(torch.stack([v.detach() for v in losses]), ["discriminator"] * len(losses), where)
     run.disc_opt.zero_grad(set_to_none=True)

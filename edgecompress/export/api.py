@@ -32,7 +32,9 @@ from edgecompress.export import manifest
 from edgecompress.export.config import ExportConfig
 from edgecompress.export.context import ExportContext
 from edgecompress.export.deploy import SUMMARY_NAME  # re-exported: callers import it from here
-from edgecompress.export.parity import compare, run_onnx, run_tflite
+from edgecompress.export.formats import get_format
+from edgecompress.export.formats import run as run_artifact
+from edgecompress.export.parity import compare
 from edgecompress.export.registry import Recipe, resolve
 from edgecompress.export.tuning import has_tuner, tune
 
@@ -111,10 +113,8 @@ def export_module(
     ``config.fail_on_miss`` is off (then the failures are only in ``export_summary.json``).
     """
     recipes = resolve(config.formats, config.precisions)
-    if any(r.format == "tflite" for r in recipes):
-        from edgecompress.export.tflite_recipes import require_tflite
-
-        require_tflite()
+    for fmt in dict.fromkeys(r.format for r in recipes):
+        get_format(fmt).check_installed()
     _check_arrays(preprocessing, calib_x, val_x, val_y)
     pool_size = max(config.calibration_size, config.calibration_pool_size if config.accuracy_aware else 0)
     pool = np.ascontiguousarray(calib_x[:pool_size], np.float32)
@@ -167,11 +167,10 @@ def _export_one(
     """Build, check and place one target: (artifact or None if withheld, parity, problem or None,
     the accuracy-aware int8 attempts if plain PTQ missed the gate)."""
     cfg = ctx.config
-    layout = "nchw" if recipe.format == "onnx" else cfg.layout
+    layout = get_format(recipe.format).layout(cfg.layout)
 
     def evaluate(path: Path) -> ParityReport:
-        logits = run_onnx(path, val_x) if recipe.format == "onnx" else run_tflite(path, val_x, cfg.layout)
-        return compare(reference, logits, val_y, recipe.numeric, cfg)
+        return compare(reference, run_artifact(recipe.format, path, val_x, cfg.layout), val_y, recipe.numeric, cfg)
 
     t0 = time.perf_counter()
     built = recipe.build(ctx)  # shared steps (ONNX graph, onnx2tf run) are charged to the first user

@@ -11,8 +11,8 @@ import dataclasses
 from typing import Any
 
 from edgecompress.errors import ExportError
+from edgecompress.export.formats import list_formats
 
-FORMATS = ("onnx", "tflite")
 # What a user may ask for. "int8" means the best int8 recipe of each format: QDQ static int8
 # for ONNX, full-integer int8 for TFLite. "dynamic-int8" (weights-only int8) is TFLite-only.
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8", "full-int8")
@@ -46,8 +46,9 @@ class ExportConfig:
     with plain PTQ is rebuilt with better calibration (up to ``calibration_pool_size`` images,
     percentile / entropy ranges where the runtime's tooling has them), then, for ONNX, with the
     layers a sensitivity analysis finds most harmful kept in float, as long as they hold at
-    most ``max_float_share`` of the weights (the stated size cost). Every attempt is recorded
-    in the artifact's manifest (``attempts``). See ``edgecompress/export/tuning.py``.
+    most ``max_float_share`` of the weights (the stated size cost), and last with a
+    quantization-aware fine-tune of ``qat_steps`` steps (``edgecompress/export/qat.py``). Every
+    attempt is recorded in the artifact's manifest (``attempts``). See ``export/tuning.py``.
     """
 
     formats: tuple[str, ...] = ("onnx", "tflite")
@@ -70,6 +71,7 @@ class ExportConfig:
     accuracy_aware: bool = True
     calibration_pool_size: int = 1024
     max_float_share: float = 0.25
+    qat_steps: int = 200  # quantization-aware fine-tune steps, the last resort; 0 = never
     converter_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
@@ -81,7 +83,7 @@ class ExportConfig:
 
     def validate(self) -> None:
         """Reject bad values with one line naming the field, before any work starts."""
-        _choices("formats", self.formats, FORMATS)
+        _choices("formats", self.formats, list_formats())
         _choices("precisions", self.precisions, PRECISIONS)
         if self.layout not in LAYOUTS:
             raise ExportError(f"export config: layout {self.layout!r} is not allowed (allowed: {', '.join(LAYOUTS)})")
@@ -98,6 +100,8 @@ class ExportConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ExportError(f"export config: {name} {value!r} is not allowed (allowed: a number >= 0)")
+        if isinstance(self.qat_steps, bool) or not isinstance(self.qat_steps, int) or self.qat_steps < 0:
+            raise ExportError(f"export config: qat_steps {self.qat_steps!r} is not allowed (allowed: an integer >= 0)")
         share = self.max_float_share
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
             raise ExportError(f"export config: max_float_share {share!r} is not allowed (allowed: 0..1)")

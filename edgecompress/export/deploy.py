@@ -89,7 +89,7 @@ def export_attempts(targets: tuple[dict[str, Any], ...] | list[dict[str, Any]]) 
                 "file": t["file"], "format": t["format"], "precision": t["precision"], "step": a.get("step"),
                 "description": a.get("description"), "top1_agreement": a.get("top1_agreement"),
                 "acc_delta_pt": a.get("acc_delta_pt"), "size_bytes": a.get("size_bytes"),
-                "float_share": a.get("float_share"), "passed": a.get("passed"),
+                "float_share": a.get("float_share"), "passed": a.get("passed"), "error": a.get("error"),
                 "written": bool(t.get("written")) and (len(attempts) == 1 or bool(a.get("chosen"))),
             })
     return rows

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecompress.artifacts import InputSpec, Preprocessing
+from edgecompress.export.formats import get_format
 from edgecompress.export.parity import load_interpreter
 
 
@@ -27,7 +28,7 @@ def tflite_op_counts(path: Path) -> dict[str, int]:
 
 def op_counts(path: Path, fmt: str) -> dict[str, int]:
     """Op type -> count; ``Transpose``/``TRANSPOSE`` counts show layout conversions left in."""
-    return onnx_op_counts(path) if fmt == "onnx" else tflite_op_counts(path)
+    return onnx_op_counts(path) if get_format(fmt).engine == "onnx" else tflite_op_counts(path)
 
 
 def onnx_input_spec(path: Path, preprocessing: Preprocessing) -> InputSpec:
@@ -56,4 +57,6 @@ def tflite_input_spec(path: Path, preprocessing: Preprocessing, layout: str) -> 
 
 
 def input_spec(path: Path, fmt: str, preprocessing: Preprocessing, layout: str) -> InputSpec:
-    return onnx_input_spec(path, preprocessing) if fmt == "onnx" else tflite_input_spec(path, preprocessing, layout)
+    if get_format(fmt).engine == "onnx":
+        return onnx_input_spec(path, preprocessing)
+    return tflite_input_spec(path, preprocessing, layout)

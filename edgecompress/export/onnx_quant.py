@@ -3,7 +3,9 @@
 Plain PTQ: ``quantize_static``, QDQ, per-channel int8 weights, int8 activations, MinMax ranges
 from ``calibration_size`` images. When that misses the parity gate the tuner tries, in order:
 
-1. **Calibration**: all ``calibration_pool_size`` images with MinMax, then 99.999-percentile
+0. **Float logits**: the classifier's output left unquantized (no size cost; int8 logits with
+   a per-tensor step of ~1% of their range swap near-tied classes).
+1. **Calibration** (float logits kept): all ``calibration_pool_size`` images with MinMax, then 99.999-percentile
    ranges, then entropy (KL) ranges: ONNX Runtime's calibrators. Outliers widen MinMax ranges
    and waste int8 levels; percentile / entropy clip them.
 2. **Sensitivity**: with the best calibration so far, each weighted layer (Conv, Gemm, MatMul)
@@ -11,6 +13,7 @@ from ``calibration_size`` images. When that misses the parity gate the tuner tri
    images (not the parity set): the lower the SNR, the more sensitive the layer.
 3. **Mixed precision**: the 1, 2, 4, ... most sensitive layers kept in float
    (``nodes_to_exclude``) while they hold at most ``max_float_share`` of the weights.
+4. **QAT**: a quantization-aware fine-tune of the student (``export/qat.py``), all int8 again.
 """
 
 from __future__ import annotations
@@ -70,13 +73,15 @@ def _preprocessed(ctx: ExportContext) -> Path:
 
 
 def quantize(ctx: ExportContext, name: str, *, method: str = "minmax", images: int | None = None,
-             exclude: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> Built:
+             exclude: tuple[str, ...] = (), only: tuple[str, ...] = (), float_logits: bool = False) -> Built:
     """One static QDQ quantization of the fp32 graph into ``work_dir/name``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calib = _CalibrationReader.usable(ctx.pool[: images or len(ctx.calib_x)])
     out = ctx.work_dir / name
     extra: dict[str, Any] = {"CalibPercentile": 99.999} if method == "percentile" else {}
+    if float_logits:  # the head's output left unquantized: see _logits_op
+        extra["OpTypesToExcludeOutputQuantization"] = [_logits_op(_preprocessed(ctx))]
     try:
         # Static QDQ, int8 activations and per-channel int8 weights: the same scheme as TFLite
         # full-int8, so one calibration set means the same thing in both formats.
@@ -95,13 +100,26 @@ def quantize(ctx: ExportContext, name: str, *, method: str = "minmax", images: i
     except Exception as exc:  # ORT raises bare Exceptions naming the node
         raise ExportError(f"export: ONNX int8 quantization failed: {_first_line(exc)}") from None
     settings = {"calibrate_method": method, "images": len(calib), "per_channel": True,
-                "reduce_range": ctx.config.onnx_reduce_range, "float_nodes": list(exclude)}
+                "reduce_range": ctx.config.onnx_reduce_range, "float_nodes": list(exclude), "float_logits": float_logits}
     return Built(out, settings=settings)
 
 
 @register_recipe("onnx", "int8", filename="model_int8.onnx", numeric="int8")
 def _onnx_int8(ctx: ExportContext) -> Built:
     return quantize(ctx, "int8.onnx")
+
+
+def _logits_op(path: Path) -> str:
+    """Op type of the node that writes the model's output (the classifier head, usually Gemm).
+
+    Plain QDQ quantizes the logits themselves to int8, per tensor: with a logit range of +-10
+    the step is ~0.08, and two classes closer than that swap places. Excluding output
+    quantization for this op type keeps the logits float at the cost of one DequantizeLinear
+    less; the head's weights and input stay int8. (Other nodes of the same type, rare in a
+    CNN, also keep float outputs.)"""
+    graph = onnx.load(str(path)).graph
+    out = graph.output[0].name
+    return next((n.op_type for n in graph.node if out in n.output), "Gemm")
 
 
 def weighted_nodes(path: Path) -> dict[str, int]:
@@ -130,7 +148,8 @@ def sensitivity(ctx: ExportContext, settings: dict[str, Any], nodes: list[str]) 
     # calibration per layer on SENSITIVITY_IMAGES images keeps this step a few seconds.
     images = min(settings["images"], SENSITIVITY_IMAGES)
     for i, node in enumerate(nodes):
-        built = quantize(ctx, f"sens_{i}.onnx", method=settings["calibrate_method"], images=images, only=(node,))
+        built = quantize(ctx, f"sens_{i}.onnx", method=settings["calibrate_method"], images=images, only=(node,),
+                         float_logits=settings.get("float_logits", False))
         snr[node] = round(min(snr_db(ref, run_onnx(built.path, x)), 300.0), 2)  # inf (exact) -> 300 dB: JSON-safe
         built.path.unlink(missing_ok=True)
     return snr
@@ -140,11 +159,17 @@ def sensitivity(ctx: ExportContext, settings: dict[str, Any], nodes: list[str]) 
 def _tune_onnx_int8(ctx: ExportContext, trial: Trial) -> None:
     cfg = ctx.config
     pool = len(_CalibrationReader.usable(ctx.pool))
+    # Float logits first: no size cost, and on near-tied students it is the largest single win.
+    trial.run("float-logits", "classifier output (logits) kept in float, minmax ranges", {},
+              lambda: quantize(ctx, "float_logits.onnx", float_logits=True))
+    if trial.passed:
+        return
     steps = [("minmax", pool)] if pool > len(ctx.calib_x) else []
     steps += [("percentile", pool), ("entropy", pool)]
     for method, images in steps:
-        desc = f"{method} ranges from {images} calibration images"
-        trial.run("calibration", desc, {}, lambda m=method, n=images: quantize(ctx, f"cal_{m}_{n}.onnx", method=m, images=n))
+        desc = f"{method} ranges from {images} calibration images, float logits"
+        trial.run("calibration", desc, {}, lambda m=method, n=images: quantize(
+            ctx, f"cal_{m}_{n}.onnx", method=m, images=n, float_logits=True))
         if trial.passed:
             return
 
@@ -166,8 +191,25 @@ def _tune_onnx_int8(ctx: ExportContext, trial: Trial) -> None:
         share = sum(params[n] for n in keep) / total
         desc = f"{k} most sensitive layer(s) in float ({share:.1%} of weights), {best['calibrate_method']} ranges"
         trial.run("mixed-precision", desc, {"sensitivity_snr_db": top}, lambda keep=keep, k=k: quantize(
-            ctx, f"mixed_{k}.onnx", method=best["calibrate_method"], images=best["images"], exclude=keep),
+            ctx, f"mixed_{k}.onnx", method=best["calibrate_method"], images=best["images"], exclude=keep,
+            float_logits=best.get("float_logits", False)),
             float_share=share)
         if trial.passed:
             return
+    if cfg.qat_steps:
+        qmax = 64 if cfg.onnx_reduce_range else 127  # ORT's symmetric int8 weight grid, 7- or 8-bit
+        desc = f"quantization-aware fine-tune, {cfg.qat_steps} steps, {best['calibrate_method']} ranges"
+        trial.run("qat", desc, {}, lambda: _qat_int8(ctx, best, qmax))
 
+
+def _qat_int8(ctx: ExportContext, best: dict[str, Any], qmax: int) -> Built:
+    from edgecompress.export.qat import model_agreement, qat_context
+
+    qctx, record = qat_context(ctx, qmax)
+    built = quantize(qctx, "qat_int8.onnx", method=best["calibrate_method"], images=best["images"],
+                     float_logits=best.get("float_logits", False))
+    x = ctx.calib_x[:SENSITIVITY_IMAGES]
+    # How closely the int8 file follows the fine-tuned model itself (weights match its grid;
+    # activations are the part it did not simulate).
+    record["qat_model_agreement_calib"] = model_agreement(qctx.model, run_onnx(built.path, x), x)
+    return Built(built.path, settings={**built.settings, **record})

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgecompress.artifacts import ParityReport, QuantAttempt
+from edgecompress.errors import ExportError
 
 if TYPE_CHECKING:
     from edgecompress.export.context import ExportContext
@@ -70,7 +71,8 @@ class Trial:
     @property
     def best_settings(self) -> dict[str, Any]:
         """Settings of the best attempt so far (later steps build on them)."""
-        ranked = max(self.attempts, key=lambda a: (a.passed, a.top1_agreement, a.acc_delta_pt, -a.size_bytes))
+        ranked = max((a for a in self.attempts if a.error is None),
+                     key=lambda a: (a.passed, a.top1_agreement, a.acc_delta_pt, -a.size_bytes))
         return dict(ranked.settings)
 
     def record(self, step: str, description: str, settings: dict[str, Any], built: Built, parity: ParityReport,
@@ -86,11 +88,19 @@ class Trial:
         return parity
 
     def run(self, step: str, description: str, settings: dict[str, Any], build: Callable[[], Built],
-            float_share: float = 0.0) -> ParityReport:
-        """Build one proposal, check it like the gate does, record it."""
+            float_share: float = 0.0) -> ParityReport | None:
+        """Build one proposal, check it like the gate does, record it. A proposal the converter
+        or runtime rejects is recorded with its error and does not end the search."""
         t0 = time.perf_counter()
-        built = build()
-        parity = self.evaluate(built.path)
+        try:
+            built = build()
+            parity = self.evaluate(built.path)
+        except ExportError as exc:
+            self.attempts.append(QuantAttempt(
+                step=step, description=description, settings=settings, top1_agreement=0.0, acc_delta_pt=0.0,
+                max_abs_diff=None, size_bytes=0, passed=False, float_share=round(float_share, 4),
+                seconds=round(time.perf_counter() - t0, 3), error=str(exc)))
+            return None
         # The build knows its own settings (method, images, float nodes); the step adds context.
         merged = {**built.settings, **settings}
         return self.record(step, description, merged, built, parity, time.perf_counter() - t0, float_share)

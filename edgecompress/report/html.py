@@ -209,7 +209,7 @@ def _section_attempts(s: dict[str, Any]) -> str:
     if not any(a["step"] != "export" or not a["passed"] for a in attempts):
         return reason  # every target passed as built: the parity table says it all
     headers = ["artifact", "step", "what", "top-1 agreement", "Δacc pt", "size KB", "weights in float", "passed", "kept"]
-    rows = [[_e(a["file"]), _e(a["step"]), _e(a["description"]), _fmt(a["top1_agreement"], 4), _fmt(a["acc_delta_pt"]),
+    rows = [[_e(a["file"]), _e(a["step"]), _e(a["description"] + (f" (failed: {a['error']})" if a.get("error") else "")), _fmt(a["top1_agreement"], 4), _fmt(a["acc_delta_pt"]),
              _fmt(None if a["size_bytes"] is None else a["size_bytes"] / 1024), _fmt(a["float_share"]),
              "<span class='ok'>yes</span>" if a["passed"] else "<span class='bad'>no</span>",
              "yes" if a["written"] else ""] for a in attempts]

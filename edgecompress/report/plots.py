@@ -107,6 +107,9 @@ def sustained_plot(benchmarks: Sequence[dict[str, Any]]) -> str | None:
         label = f"{b['runner']}:{b['precision']} ({b['artifact'].rsplit('/', 1)[-1]})" + (" emulated" if b.get("emulated") else "")
         (line,) = ax.plot(s["t_s"], s["p50_ms"], label=f"{label} p50")
         ax.plot(s["t_s"], s["p99_ms"], linestyle="--", color=line.get_color(), label=f"{label} p99")
+    values = [v for b in rows for v in (*b["sustained"]["p50_ms"], *b["sustained"]["p99_ms"]) if v > 0]
+    if values and max(values) / min(values) > 20:
+        ax.set_yscale("log")  # a host and a (slower, or emulated) board on one axis: keep both readable
     ax.set_xlabel("time since the start of the sustained run (s)")
     ax.set_ylabel("latency (ms)")
     ax.legend(fontsize=7)

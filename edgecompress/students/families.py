@@ -54,6 +54,13 @@ def resnet_arch(input_shape: tuple[int, int, int], depth: int = 2) -> str:
             f"rb_r{d}_k3_s{s[3]}_c64-rb_r{max(1, d - 1)}_k3_s{s[4]}_c128")
 
 
+def _depth_width(arch: str, width: float) -> str:
+    """``d2 w0.5``: the deepest stage's repeats and the width multiplier."""
+    from edgecompress.students.arch import parse_arch
+
+    return f"d{max(b.repeats for b in parse_arch(arch))} w{width:g}"
+
+
 def _grid(arch_fn: Any) -> Any:
     def space(input_shape: tuple[int, int, int], teacher: nn.Module | None) -> list[Candidate]:
         return [(arch_fn(input_shape, d), w, {}) for d in DEPTHS for w in WIDTHS]
@@ -85,7 +92,7 @@ for _name, _space, _doc in (
     ("test_mobilenet", _tiny(TEST_MOBILENET), "Tiny inverted-residual net for tests (any arch string works)."),
     ("test_resnet", _tiny(TEST_RESNET), "Tiny residual net for tests."),
 ):
-    register_student(_name, search_space=_space, description=_doc)(_blocknet)
+    register_student(_name, search_space=_space, description=_doc, arch_cost=True, label=_depth_width)(_blocknet)
 
 
 # A student is strictly smaller than its teacher: keep 1.0 would be the teacher itself, and
@@ -143,7 +150,8 @@ def _pruned_skeleton(spec: StudentSpec, teacher: nn.Module | None = None) -> nn.
     return _prune(spec, teacher, weights=False)
 
 
-@register_student("pruned-teacher", search_space=_pruned_space, needs_teacher=True, skeleton=_pruned_skeleton)
+@register_student("pruned-teacher", search_space=_pruned_space, needs_teacher=True, skeleton=_pruned_skeleton,
+                  label=lambda arch, _width: arch)
 def pruned_teacher(spec: StudentSpec, teacher: nn.Module | None = None) -> nn.Module:
     """The teacher, channel-pruned per spec.extra['kept'] (or uniformly by the arch's keep ratio), weights inherited."""
     return _prune(spec, teacher, weights=True)

@@ -83,7 +83,7 @@ class ChannelGraph:
     """The coupled channel groups of a traced model."""
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, int, int]) -> None:
-        from edgecompress.cost.graph import trace_shapes
+        from edgecompress.tracing import trace_shapes
 
         try:
             self.gm = trace_shapes(model, input_shape)

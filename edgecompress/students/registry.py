@@ -1,8 +1,12 @@
 """The student registry: ``@register_student``, ``create_student(spec)``, ``list_students()``.
 
 A family is a builder ``(spec, teacher) -> nn.Module`` plus the search space ``select`` walks:
-``search_space(input_shape, teacher) -> [(arch, width_mult, extra), ...]``. Adding a family is one
-decorated function in one file, never an if/elif here (the timm / torchao pattern).
+``search_space(input_shape, teacher) -> [(arch, width_mult, extra), ...]``, and what the rest of
+the pipeline asks of it: ``needs_teacher`` (built from the teacher: offered first when a teacher
+is prunable), ``arch_cost`` (its arch string is a BlockNet block string, so the cost model can
+cost it without building it; otherwise the built skeleton is traced) and ``label`` (how a
+candidate reads in tables). Adding a family is one decorated function in one file, never an
+if/elif elsewhere (the timm / torchao pattern).
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ class StudentFamily:
     description: str = ""
     # Optional: the same structure without weights (meta device), for fast costing.
     skeleton: Builder | None = None
+    arch_cost: bool = False  # the arch is a BlockNet block string (costed from the string alone)
+    label: Callable[[str, float], str] | None = None  # (arch, width_mult) -> a short table label
+
+    def label_of(self, arch: str, width_mult: float) -> str:
+        return self.label(arch, width_mult) if self.label is not None else f"{arch} w{width_mult:g}"
 
 
 _REGISTRY: dict[str, StudentFamily] = {}
@@ -38,14 +47,15 @@ _REGISTRY: dict[str, StudentFamily] = {}
 
 def register_student(
     name: str, *, search_space: SearchSpace | None = None, needs_teacher: bool = False, description: str = "",
-    skeleton: Builder | None = None,
+    skeleton: Builder | None = None, arch_cost: bool = False, label: Callable[[str, float], str] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator: register ``fn(spec, teacher) -> nn.Module`` as student family ``name``."""
 
     def deco(fn: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"student family {name!r} is already registered")
-        _REGISTRY[name] = StudentFamily(name, fn, search_space, needs_teacher, description or (fn.__doc__ or "").strip(), skeleton)
+        _REGISTRY[name] = StudentFamily(name, fn, search_space, needs_teacher, description or (fn.__doc__ or "").strip(),
+                                        skeleton, arch_cost, label)
         return fn
 
     return deco

@@ -1,4 +1,7 @@
-"""Fast output-shape inference over a torch.fx graph, with ShapeProp as the fallback.
+"""torch.fx tracing with output shapes: what costing (``cost``) and channel pruning (``students``)
+both read, kept in neither package so that neither imports the other.
+
+Fast output-shape inference over a torch.fx graph, with ShapeProp as the fallback.
 
 ``ShapeProp`` runs the model: real convolutions on CPU (a second per candidate for a
 teacher-sized model on a busy 2-core machine) or meta kernels (~300 ms for a 100-node graph).
@@ -16,6 +19,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
+
+from edgecompress.errors import ConfigError
 
 
 class _Meta(NamedTuple):
@@ -152,3 +157,13 @@ def propagate_shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> None:
         device = next((p.device for p in gm.parameters()), torch.device("cpu"))
         with torch.no_grad():
             ShapeProp(gm).propagate(torch.zeros(1, *input_shape, device=device))
+
+
+def trace_shapes(model: nn.Module, input_shape: tuple[int, int, int]) -> fx.GraphModule:
+    """fx-trace ``model`` and annotate each node with its output shape (batch 1)."""
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many types for data-dependent Python control flow
+        raise ConfigError(f"model {type(model).__name__} cannot be traced by torch.fx ({type(exc).__name__}: {exc})") from None
+    propagate_shapes(gm, input_shape)
+    return gm

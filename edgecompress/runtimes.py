@@ -1,0 +1,71 @@
+"""Device runtimes as registered providers: everything the pipeline needs to know about one
+(stdlib only, so profiles validate against it without importing torch).
+
+A ``RuntimeProvider`` says which artifact format the runtime executes, which export recipe each
+profile precision maps to, the RAM the runtime itself holds (the peak-RAM model adds it), which
+benchmark runners can measure its artifacts, and which artifact it deploys. ``profiles``,
+``select``, ``pipeline``, ``summary``, ``runcheck`` and the latency calibration all read these
+fields; none of them names a runtime. Adding a runtime is one ``register_runtime(...)`` call
+(ExecuTorch's backend providers are the model); an unknown ``runtime.kind`` in a profile fails
+at profile load with the registered names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from edgecompress.errors import ProfileError
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeProvider:
+    kind: str  # the profile's runtime.kind
+    artifact_format: str  # the export format it executes ("tflite", "onnx", ...)
+    recipes: dict[str, str]  # profile precision -> the export precision that implements it
+    ram_overhead_mb: float  # interpreter / session arenas, beyond weights and activations (assumed)
+    runners: tuple[str, ...]  # benchmark runner kinds that can measure its artifacts
+    description: str = ""
+
+    def recipe(self, precision: str) -> str:
+        """The export precision for a profile precision (``int8`` -> ``full-int8`` for TFLite)."""
+        if precision not in self.recipes:
+            raise ProfileError(f"runtime {self.kind} has no recipe for precision {precision!r} "
+                               f"(it supports {', '.join(self.recipes)})")
+        return self.recipes[precision]
+
+    def measures_on_device(self) -> bool:
+        """Whether a build can benchmark its artifacts on a phone or board (not only locally)."""
+        return any(r != "local" for r in self.runners)
+
+
+_RUNTIMES: dict[str, RuntimeProvider] = {}
+
+
+def register_runtime(provider: RuntimeProvider) -> RuntimeProvider:
+    """Register ``provider`` under its kind; a second provider of the same kind is an error."""
+    if provider.kind in _RUNTIMES:
+        raise ValueError(f"runtime {provider.kind!r} is already registered")
+    _RUNTIMES[provider.kind] = provider
+    return provider
+
+
+def get_runtime(kind: str, where: str = "runtime.kind") -> RuntimeProvider:
+    if kind not in _RUNTIMES:
+        raise ProfileError(f"{where} = {kind!r} is not a registered runtime (allowed: {', '.join(_RUNTIMES)})")
+    return _RUNTIMES[kind]
+
+
+def list_runtimes() -> list[str]:
+    return list(_RUNTIMES)
+
+
+# LiteRT (TFLite) with XNNPACK: phones over adb, boards over ssh, and the host.
+register_runtime(RuntimeProvider(
+    "tflite-xnnpack", "tflite", {"fp32": "fp32", "fp16": "fp16", "int8": "full-int8"}, 2.0, ("local", "adb", "ssh"),
+    "LiteRT / TFLite interpreter with the XNNPACK delegate",
+))
+# ONNX Runtime's CPU provider: measured on the host (the device harnesses run .tflite).
+register_runtime(RuntimeProvider(
+    "onnxruntime-cpu", "onnx", {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}, 8.0, ("local",),
+    "ONNX Runtime, CPU execution provider",
+))

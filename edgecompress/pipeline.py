@@ -100,29 +100,23 @@ def _prepare(cfg: RunConfig, profile: DeviceProfile, quiet: bool = True) -> tupl
     return task, teacher, teacher_path, dcfg, record
 
 
-def _raw_input_artifacts(artifacts: list[ExportArtifact], task: Any, exp_dir: Path, quiet: bool) -> None:
-    """``--raw-input``: each ONNX artifact again with the preprocessing folded in, checked on raw
-    pixels of the validation split; written to export/raw_input.json (TFLite: not yet)."""
-    import numpy as np
+def _raw_input(artifacts: list[ExportArtifact], task: Any, exp_dir: Path, ckpt_path: Path, teacher: Any,
+               quiet: bool) -> None:
+    """``--raw-input``: the models that take camera frames, checked on raw pixels; written to
+    export/raw_input.json (see export/raw_input.py)."""
+    from edgecompress.artifacts import Checkpoint
+    from edgecompress.export import ExportConfig
+    from edgecompress.export.checkpoint import load_student
+    from edgecompress.export.raw_input import raw_input_artifacts
 
-    from edgecompress.export.raw_input import fold_preprocessing, raw_parity, raw_pixels
-
-    val = task.val
-    frames = raw_pixels(val.source, val.indices, task.preprocessing)
-    labels = np.asarray(val.source.labels[val.indices])
-    rows = []
-    for art in artifacts:
-        if art.format != "onnx":
-            continue
-        src = Path(art.path)
-        raw = fold_preprocessing(src, task.preprocessing, src.with_name(f"{src.stem}_raw_uint8.onnx"))
-        row = raw_parity(src, raw, task.preprocessing, frames, labels)
-        _log(f"[export] {raw.name}: uint8 RGB in, top-1 agreement {row.agreement:.2f}% with {src.name} "
-             f"on {row.samples} raw frames (accuracy {row.acc:.1f}% vs {row.source_acc:.1f}%)", quiet)
-        rows.append(row.to_dict())
+    model = load_student(Checkpoint.load(ckpt_path), ckpt_path.parent, teacher.module, str(ckpt_path))
+    rows = raw_input_artifacts(artifacts, task, exp_dir, model, ExportConfig().layout)
+    for row in rows:
+        _log(f"[export] {Path(row.path).name}: uint8 RGB frames in, top-1 agreement {row.agreement:.2f}% with "
+             f"{Path(row.source).name} on {row.samples} raw frames (accuracy {row.acc:.1f}% vs {row.source_acc:.1f}%)", quiet)
     if not rows:
-        _log("[export] --raw-input: only ONNX artifacts can take raw pixels so far; this profile exports none", quiet)
-    atomic_write_text(exp_dir / "raw_input.json", strict_dumps(rows, indent=2))
+        _log("[export] --raw-input: no ONNX or fp32 TFLite artifact to fold the preprocessing into", quiet)
+    atomic_write_text(exp_dir / "raw_input.json", strict_dumps([r.to_dict() for r in rows], indent=2))
 
 
 def _prunable(teacher: Any, input_shape: tuple[int, int, int]) -> tuple[Any, str | None]:
@@ -265,7 +259,7 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     exp_key = {**dist_key, "ckpt": ckpt.sha256, "export": _jsonable(ecfg)}
     artifacts = cache.run("export", exp_key, [manifest], do_export, load_export)
     if cfg.raw_input:
-        _raw_input_artifacts(artifacts, task, exp_dir, quiet)
+        _raw_input(artifacts, task, exp_dir, ckpt_path, teacher, quiet)
     deployment = choose_deployed(artifacts, read_targets(exp_dir), deployed_target(profile))
     _log(f"[export] deploy {deployment.reason}", quiet)
     require_deployable(deployment, cfg.require)

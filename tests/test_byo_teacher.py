@@ -316,3 +316,25 @@ def test_run_config_preprocessing_table_merges_with_options(tmp_path: Path) -> N
     (tmp_path / "bad.toml").write_text('[preprocessing]\nnormalise = "half"\n')
     with pytest.raises(Exception, match=r"unknown preprocessing key\(s\) normalise"):
         load_run_config(tmp_path / "bad.toml", {}).resolved()
+
+
+@pytest.mark.slow
+def test_raw_input_tflite_takes_camera_frames(digits_teachers: dict[str, Path], tmp_path: Path) -> None:
+    """--raw-input on a TFLite device: an fp32 .tflite taking uint8 NHWC RGB frames (the digits
+    model is gray: the luma conversion is folded in too), checked on raw frames."""
+    from edgecompress.cli.main import cli
+    from edgecompress.export.parity import load_interpreter
+    from edgecompress.profiles import builtin_profiles_dir
+
+    text = (builtin_profiles_dir() / "pixel7.toml").read_text().replace('name = "pixel7"', 'name = "ci-phone"')
+    text = text.replace('precisions = ["fp32", "int8"]', 'precisions = ["fp32"]')
+    (tmp_path / "ci-phone.toml").write_text(text)
+    out = tmp_path / "run"
+    args = _build(out, digits_teachers["half"], "--normalize", "half", "--compress", "2", "--raw-input")
+    args[args.index("host")] = "ci-phone"
+    res = CliRunner().invoke(cli, [*args, "--profiles-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads((out / "export" / "raw_input.json").read_text())
+    assert row["path"].endswith("model_fp32_raw_uint8.tflite") and row["agreement"] >= 99.0
+    inp = load_interpreter(Path(row["path"])).get_input_details()[0]
+    assert list(inp["shape"]) == [1, 16, 16, 3] and inp["dtype"].__name__ == "uint8"

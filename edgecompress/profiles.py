@@ -9,7 +9,6 @@ file, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 import os
 import platform
@@ -19,16 +18,11 @@ from typing import Any
 from edgecompress.artifacts import Artifact, _decode_dataclass, read_toml
 from edgecompress.bounds import MAX_BUDGET, MAX_THREADS, check_float, check_int
 from edgecompress.errors import ConfigError, ProfileError
+from edgecompress.runners import list_runners
 from edgecompress.runtimes import list_runtimes
 
 PROFILE_SCHEMA_VERSION = 1
 ENV_PROFILES_DIR = "EDGECOMPRESS_PROFILES"
-
-
-class RunnerKind(str, enum.Enum):
-    LOCAL = "local"
-    ADB = "adb"
-    SSH = "ssh"
 
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -135,8 +129,8 @@ def _check_values(p: DeviceProfile, where: str) -> None:
 
     if p.runtime.kind not in list_runtimes():
         raise bad("runtime.kind", p.runtime.kind, f"allowed: {', '.join(list_runtimes())}")
-    if p.connection.runner not in {k.value for k in RunnerKind}:
-        raise bad("connection.runner", p.connection.runner, "allowed: local, adb, ssh")
+    if p.connection.runner not in list_runners():
+        raise bad("connection.runner", p.connection.runner, f"allowed: {', '.join(list_runners())}")
     check_int(f"{where}: runtime.threads", p.runtime.threads, 1, MAX_THREADS, ProfileError)
     if not p.runtime.precisions:
         raise bad("runtime.precisions", [], f"list at least one of: {', '.join(PRECISIONS)}")

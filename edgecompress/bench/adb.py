@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import secrets
 import shlex
 import shutil
@@ -297,3 +298,17 @@ class AdbRunner(Runner):
             environment=env,
             op_profile=out.op_profile,
         )
+
+
+def from_profile(profile: Any, serial: str | None, options: dict[str, Any]) -> AdbRunner:
+    """The registered factory (edgecompress/runners.py): ``--serial``, else the profile's serial variable."""
+    env_name = profile.connection.serial_env or "ANDROID_SERIAL"
+    serial = serial or os.environ.get(env_name) or None
+    options.setdefault("remote_dir", profile.connection.remote_dir or "/data/local/tmp/edgecompress")
+    return AdbRunner(serial=serial, device=profile.name, **options)
+
+
+def probe(runner: AdbRunner) -> None:
+    """``adb -s SERIAL get-state``, once: an absent phone is reported now, not after backoff."""
+    runner.retries = 1
+    runner.check()

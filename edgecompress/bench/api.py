@@ -19,7 +19,8 @@ from edgecompress.bench.runner import BenchRunError, Measurement, Runner, RunReq
 from edgecompress.bounds import MAX_RUNS, MAX_THREADS, MAX_WARMUP, check_float, check_int
 from edgecompress.errors import BenchError, EdgeCompressError
 from edgecompress.export.formats import engine_of_suffix
-from edgecompress.profiles import DeviceProfile, RunnerKind, load_profile
+from edgecompress.profiles import DeviceProfile, load_profile
+from edgecompress.runners import get_runner, kinds_addressed_by
 
 MAX_SECONDS = 86_400.0  # a day of counted runs
 MAX_COOLDOWN_S = 3_600.0
@@ -103,33 +104,14 @@ def make_runner(kind: str, profile: DeviceProfile, *, serial: str | None = None,
     ``options`` go to the runner's constructor (``remote_python``, ``ssh_config``,
     ``benchmark_model``, ``use_gpu``, ...).
     """
-    if serial and kind != RunnerKind.ADB.value:
-        raise BenchError(f"serial {serial!r} is for adb devices; device {profile.name} is reached by {kind}")
-    if host and kind != RunnerKind.SSH.value:
-        raise BenchError(f"host {host!r} is for ssh devices; device {profile.name} is reached by {kind}")
-    # Imported here: each runner module is small, but only one is needed per call.
-    if kind == RunnerKind.LOCAL.value:
-        from edgecompress.bench.local import LocalRunner
-
-        return LocalRunner(device=profile.name, **options)
-    if kind == RunnerKind.SSH.value:
-        from edgecompress.bench.ssh import SshRunner
-
-        env_name = profile.connection.host_env
-        host = host or (os.environ.get(env_name) if env_name else None)
-        if not host:
-            hint = f" or set ${env_name}" if env_name else ""
-            raise BenchError(f"device {profile.name}: no ssh host given (pass --host HOST{hint}; a ~/.ssh/config alias works)")
-        options.setdefault("remote_dir", profile.connection.remote_dir or "/tmp")
-        return SshRunner(host, device=profile.name, **options)
-    if kind == RunnerKind.ADB.value:
-        from edgecompress.bench.adb import AdbRunner
-
-        env_name = profile.connection.serial_env or "ANDROID_SERIAL"
-        serial = serial or os.environ.get(env_name) or None
-        options.setdefault("remote_dir", profile.connection.remote_dir or "/data/local/tmp/edgecompress")
-        return AdbRunner(serial=serial, device=profile.name, **options)
-    raise BenchError(f"runner {kind!r} is not allowed (allowed: {', '.join(k.value for k in RunnerKind)})")
+    spec = get_runner(kind)
+    for value, flag in ((serial, "serial"), (host, "host")):
+        if value and spec.target != flag:
+            raise BenchError(f"{flag} {value!r} is for {' / '.join(kinds_addressed_by(flag))} devices; "
+                             f"device {profile.name} is reached by {kind}")
+    target = serial if spec.target == "serial" else host if spec.target == "host" else None
+    runner: Runner = spec.load()(profile, target, options)
+    return runner
 
 
 def benchmark(

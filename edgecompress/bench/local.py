@@ -70,3 +70,8 @@ class LocalRunner(PythonScriptRunner):
 
     def cleanup(self) -> None:
         """Nothing was copied: push() hands out the caller's own files."""
+
+
+def from_profile(profile: Any, target: str | None, options: dict[str, Any]) -> LocalRunner:
+    """The registered factory (edgecompress/runners.py): this machine needs no address."""
+    return LocalRunner(device=profile.name, **options)

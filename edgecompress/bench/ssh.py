@@ -27,6 +27,8 @@ from edgecompress.bench.proc import CommandError, Completed, is_transient, run_c
 from edgecompress.bench.runner import PythonScriptRunner, launch_script, stop_and_remove_script
 from edgecompress.errors import BenchError, DeviceError
 
+CONNECT_TIMEOUT_S = 5  # the build's up-front reachability probe (runners.py: probe)
+
 log = logging.getLogger(__name__)
 
 SHORT_TIMEOUT_S = 60.0  # mkdir, copy of a small model, cleanup
@@ -231,3 +233,22 @@ def _stop_master(exit_argv: list[str], control_dir: Path) -> None:
     except BenchError:
         pass  # no ssh binary any more: nothing to stop
     shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def from_profile(profile: Any, host: str | None, options: dict[str, Any]) -> SshRunner:
+    """The registered factory (edgecompress/runners.py): ``--host``, else the profile's host variable."""
+    env_name = profile.connection.host_env
+    host = host or (os.environ.get(env_name) if env_name else None)
+    if not host:
+        hint = f" or set ${env_name}" if env_name else ""
+        raise BenchError(f"device {profile.name}: no ssh host given (pass --host HOST{hint}; a ~/.ssh/config alias works)")
+    options.setdefault("remote_dir", profile.connection.remote_dir or "/tmp")
+    return SshRunner(host, device=profile.name, **options)
+
+
+def probe(runner: SshRunner) -> None:
+    """``ssh -o BatchMode=yes -o ConnectTimeout=5 HOST true``: DeviceError unless the board answers."""
+    runner.connect_timeout_s = CONNECT_TIMEOUT_S
+    done = run_command([*runner.ssh_argv(), runner.host, "true"], timeout_s=CONNECT_TIMEOUT_S + 10)
+    if done.timed_out or done.returncode != 0:
+        raise DeviceError(str(runner._classify(done, "connect"))) from None

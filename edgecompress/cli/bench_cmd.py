@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from edgecompress.runners import list_runners
+
 
 def _fmt(value: float | None, unit: str = "ms") -> str:
     return "n/a" if value is None else f"{value:.3f} {unit}" if value < 10 else f"{value:.1f} {unit}"
@@ -45,7 +47,7 @@ def summary(result: Any) -> str:
 @click.option("--device", default="host", show_default=True, help="Device profile name (host, pixel7, rpi5, ...) or a .toml path.")
 @click.option("--serial", default=None, help="adb device serial (else $ANDROID_SERIAL).")
 @click.option("--host", default=None, help="ssh host, user@host or ~/.ssh/config alias (else the profile's $..._HOST).")
-@click.option("--runner", type=click.Choice(["local", "adb", "ssh"]), default=None, help="Override the profile's runner.")
+@click.option("--runner", type=click.Choice(list_runners()), default=None, help="Override the profile's runner.")
 @click.option("--runs", default=100, show_default=True, type=int, help="Counted runs.")
 @click.option("--warmup", default=10, show_default=True, type=int, help="Warmup runs before counting.")
 @click.option("--threads", default=None, type=int, help="Threads (default: the profile's).")

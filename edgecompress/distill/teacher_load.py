@@ -12,15 +12,13 @@ import importlib
 import inspect
 import json
 import sys
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from edgecompress.distill.teacher import ModuleTeacher, Teacher, TorchScriptTeacher, one_line
+from edgecompress.distill.teacher import Teacher, one_line
 from edgecompress.errors import TeacherError
 
 
@@ -123,68 +121,11 @@ def load_teacher(
 def _load(
     p: Path, entry_point: str | None, kwargs: dict[str, Any] | str | None, trust_checkpoint: bool, num_classes: int | None
 ) -> Teacher:
+    from edgecompress.distill.teacher_formats import LoadRequest, sniff
+
     if not p.exists():
         raise TeacherError(f"{p}: teacher file not found")
     if not p.is_file():
         raise TeacherError(f"{p}: teacher path is not a file")
-    with open(p, "rb") as fh:
-        head = fh.read(8)
-    suffix = p.suffix.lower()
-    if suffix == ".onnx":
-        from edgecompress.distill.teacher_onnx import OnnxTeacher
-
-        return OnnxTeacher(p)
-    if not zipfile.is_zipfile(p):
-        if head[:1] == b"\x80" or head[:2] == b"PK":  # legacy pickle or truncated zip
-            raise TeacherError(f"{p}: corrupt or legacy torch file (expected a zip-based .pt/.pt2 archive)")
-        raise TeacherError(
-            f"{p}: unknown teacher format (allowed: .pt2 ExportedProgram, TorchScript .pt, state_dict .pt with "
-            f"--entry-point module:factory, pickled module with --trust-checkpoint, .onnx)"
-        )
-    with zipfile.ZipFile(p) as zf:
-        names = zf.namelist()
-    if any(n.endswith("constants.pkl") or "/code/" in n for n in names) and not any("archive_format" in n for n in names):
-        try:
-            return TorchScriptTeacher(torch.jit.load(str(p), map_location="cpu"), p)
-        except Exception as exc:
-            raise TeacherError(f"{p}: corrupt TorchScript archive ({str(exc).splitlines()[0][:200]})") from None
-    if suffix == ".pt2" or any("serialized_exported_program" in n or n.endswith("models/model.json") for n in names):
-        try:
-            ep = torch.export.load(str(p))
-        except Exception as exc:
-            raise TeacherError(f"{p}: corrupt torch.export archive ({str(exc).splitlines()[0][:200]})") from None
-        from edgecompress.distill.teacher_exported import ExportedTeacher
-
-        return ExportedTeacher(ep, p)
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        # The weights-only unpickler names the forbidden global: that is a pickled object, not damage.
-        pickled = "weights_only" in str(exc) or "Unsupported global" in str(exc)
-        if not pickled:
-            raise TeacherError(f"{p}: corrupt torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
-        if not trust_checkpoint:
-            raise TeacherError(
-                f"{p}: holds pickled Python objects (a whole module?) that weights_only=True refuses; pass "
-                f"--trust-checkpoint only if you trust this file, or save a state_dict / .pt2 instead"
-            ) from None
-        try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=False)  # only with --trust-checkpoint (checked above)
-        except Exception:
-            raise TeacherError(f"{p}: corrupt torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
-    if isinstance(obj, nn.Module):
-        return ModuleTeacher(obj, p, "pickled-module")
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TeacherError(f"{p}: the file holds a {type(obj).__name__}, not a state_dict or a module")
-    if entry_point is None:
-        raise TeacherError(f"{p}: a state_dict needs --entry-point package.module:factory to build the network")
-    model = build_from_entry_point(entry_point, kwargs, num_classes, search=[Path.cwd(), p.parent])
-    try:
-        model.load_state_dict(obj, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
-        detail = " ".join(str(exc).split())[:300]
-        raise TeacherError(f"{p}: state_dict does not fit {entry_point} ({first}: {detail})") from None
-    return ModuleTeacher(model, p, "state_dict")
+    fmt = sniff(p)
+    return fmt.load(LoadRequest(p, entry_point, kwargs, trust_checkpoint, num_classes))

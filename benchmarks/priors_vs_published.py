@@ -20,6 +20,7 @@ Writes benchmarks/results/priors_vs_published.{json,md}.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from edgecompress.artifacts import StudentSpec  # noqa: E402
 from edgecompress.cost.calibration import LatencyPredictor  # noqa: E402
 from edgecompress.cost.estimate import spec_cost  # noqa: E402
-from edgecompress.cost.predictor import prior_coefficients, predict  # noqa: E402
+from edgecompress.cost.predictor import predict, prior_coefficients  # noqa: E402
 from edgecompress.profiles import load_profile  # noqa: E402
 
 SOURCE = "XNNPACK README (Performance section) as quoted in issue 15: Raspberry Pi 4, fp32, multi-threaded"
@@ -83,7 +84,7 @@ def main() -> None:
     calibrated = LatencyPredictor.for_profile(profile).coefficients("tflite-xnnpack", "fp32")[1]
     result = {"command": "python benchmarks/priors_vs_published.py", "profile": "rpi4", "runtime": "tflite-xnnpack:fp32",
               "threads": profile.runtime.threads, "source": SOURCE, "predictor_source_in_use": calibrated,
-              "priors": {k: v for k, v in vars(profile.priors).items() if not k.startswith("_")} if hasattr(profile.priors, "__dict__") else None,
+              "priors": dataclasses.asdict(profile.priors),
               "rows": rows}
     out = ROOT / "benchmarks" / "results"
     (out / "priors_vs_published.json").write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -28,6 +28,7 @@ from edgecompress.export.worker import reap_work_folders
 from edgecompress.profiles import DeviceProfile, load_profile
 from edgecompress.runcheck import check_device, check_out_folder, with_budget_overrides
 from edgecompress.runconfig import RunConfig
+from edgecompress.runtimes import get_runtime
 from edgecompress.stages import StageCache, file_fingerprint
 
 
@@ -44,8 +45,6 @@ def _log(msg: str, quiet: bool) -> None:
 
 def export_plan(profile: DeviceProfile) -> tuple[list[str], list[str]]:
     """The format the profile's runtime executes, at each precision the profile lists."""
-    from edgecompress.runtimes import get_runtime
-
     return [get_runtime(profile.runtime.kind).artifact_format], list(profile.runtime.precisions)
 
 
@@ -53,7 +52,6 @@ def _prepare(cfg: RunConfig, profile: DeviceProfile, quiet: bool = True) -> tupl
     """Load and cross-check teacher and data (everything that can fail on bad input), before
     any training and before the run folder is written. Also returns the preprocessing record
     (what is in force, where it came from, the normalization check)."""
-    from edgecompress.artifacts import StudentSpec
     from edgecompress.distill import DistillConfig, demo_teacher, demo_teacher_info, load_teacher
     from edgecompress.distill.norm_check import check_normalization, mismatch_error
     from edgecompress.distill.preflight import check_inputs
@@ -104,13 +102,12 @@ def _raw_input(artifacts: list[ExportArtifact], task: Any, exp_dir: Path, ckpt_p
                quiet: bool) -> None:
     """``--raw-input``: the models that take camera frames, checked on raw pixels; written to
     export/raw_input.json (see export/raw_input.py)."""
-    from edgecompress.artifacts import Checkpoint
     from edgecompress.export import ExportConfig
     from edgecompress.export.checkpoint import load_student
     from edgecompress.export.raw_input import raw_input_artifacts
 
     model = load_student(Checkpoint.load(ckpt_path), ckpt_path.parent, teacher.module, str(ckpt_path))
-    rows = raw_input_artifacts(artifacts, task, exp_dir, model, ExportConfig().layout)
+    rows = raw_input_artifacts(artifacts, task, model, ExportConfig().layout)
     for row in rows:
         _log(f"[export] {Path(row.path).name}: uint8 RGB frames in, top-1 agreement {row.agreement:.2f}% with "
              f"{Path(row.source).name} on {row.samples} raw frames (accuracy {row.acc:.1f}% vs {row.source_acc:.1f}%)", quiet)
@@ -121,16 +118,15 @@ def _raw_input(artifacts: list[ExportArtifact], task: Any, exp_dir: Path, ckpt_p
 
 def _prunable(teacher: Any, input_shape: tuple[int, int, int]) -> tuple[Any, str | None]:
     """The teacher's eager module when it can be channel-pruned, else (None, why)."""
-    from edgecompress.errors import ConfigError
-    from edgecompress.students.pruning import channel_graph
+    from edgecompress.students.pruning import NotPrunable, channel_graph
 
     module = teacher.module
     if module is None:
         return None, getattr(teacher, "lift_note", None) or f"a {teacher.format} teacher has no eager module to prune"
     try:
         channel_graph(module, input_shape)
-    except ConfigError as exc:
-        return None, str(exc).split("; the teacher cannot be pruned")[0]
+    except NotPrunable as exc:
+        return None, exc.reason
     return module, None
 
 

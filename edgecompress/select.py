@@ -143,10 +143,6 @@ def _check_task(input_shape: tuple[int, ...], num_classes: int) -> tuple[int, in
     return (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
 
 
-def _label(family: str, arch: str, width: float) -> str:
-    return get_family(family).label_of(arch, width)
-
-
 def teacher_ref(cost: ReferenceCost, profile: DeviceProfile, predictor: LatencyPredictor) -> TeacherRef:
     """The teacher's predicted device figures, when its graph gives the predictor's features."""
     if cost.features is None or cost.size_bytes is None:
@@ -183,7 +179,7 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
             raise SelectError(f"family {fam_name!r} needs a teacher (pass --teacher)")
         seen: set[tuple[int, int, int]] = set()
         for arch, width, extra in fam.search_space(input_shape, teacher):
-            extra = {**extra, "label": _label(fam_name, arch, width)}
+            extra = {**extra, "label": fam.label_of(arch, width)}
             spec = StudentSpec(fam_name, arch, input_shape, num_classes, width, extra=extra)
             cost = spec_cost(spec, teacher)
             key = (cost.macs, cost.params, cost.peak_activation_elems)

@@ -10,6 +10,7 @@ from edgecompress.artifacts import BenchmarkResult, Checkpoint, ExportArtifact, 
 from edgecompress.export.deploy import Deployment, choose_deployed, export_attempts
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runconfig import RunConfig
+from edgecompress.runtimes import get_runtime
 from edgecompress.stages import StageCache
 
 
@@ -21,8 +22,6 @@ def deployed_precision(profile: DeviceProfile) -> str:
 
 def deployed_target(profile: DeviceProfile) -> tuple[str, str]:
     """The (format, artifact precision) the profile's runtime prefers to deploy."""
-    from edgecompress.runtimes import get_runtime
-
     provider = get_runtime(profile.runtime.kind)
     return provider.artifact_format, provider.recipe(deployed_precision(profile))
 

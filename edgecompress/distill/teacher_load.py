@@ -112,20 +112,14 @@ def load_teacher(
     ``entry_point_kwargs`` (a dict or a JSON object) go to the factory; a factory taking
     ``num_classes`` gets ``num_classes`` (the data's class count) unless given. ``output`` names
     the logits among a tuple/list/dict output (NAME or INDEX; see teacher_outputs)."""
-    teacher = _load(Path(path), entry_point, entry_point_kwargs, trust_checkpoint, num_classes)
-    teacher.output_choice = None if output is None else str(output)
-    teacher.num_classes = num_classes
-    return teacher
-
-
-def _load(
-    p: Path, entry_point: str | None, kwargs: dict[str, Any] | str | None, trust_checkpoint: bool, num_classes: int | None
-) -> Teacher:
     from edgecompress.distill.teacher_formats import LoadRequest, sniff
 
+    p = Path(path)
     if not p.exists():
         raise TeacherError(f"{p}: teacher file not found")
     if not p.is_file():
         raise TeacherError(f"{p}: teacher path is not a file")
-    fmt = sniff(p)
-    return fmt.load(LoadRequest(p, entry_point, kwargs, trust_checkpoint, num_classes))
+    teacher = sniff(p).load(LoadRequest(p, entry_point, entry_point_kwargs, trust_checkpoint, num_classes))
+    teacher.output_choice = None if output is None else str(output)
+    teacher.num_classes = num_classes
+    return teacher

@@ -191,7 +191,7 @@ def raw_tflite(model: Any, pre: Preprocessing, out: Path, *, opset: int = 17, ti
     return out
 
 
-def raw_input_artifacts(artifacts: list[Any], task: Any, exp_dir: Path, model: Any, layout: str) -> list[RawArtifact]:
+def raw_input_artifacts(artifacts: list[Any], task: Any, model: Any, layout: str) -> list[RawArtifact]:
     """``build --raw-input``: every ONNX artifact again with the preprocessing folded in, and for
     TFLite an fp32 ``.tflite`` taking frames; each checked on the validation split's raw frames
     against the artifact it stands for."""

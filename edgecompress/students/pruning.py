@@ -79,6 +79,18 @@ class _Groups:
             self.frozen[self.find(g)] = True
 
 
+class NotPrunable(ConfigError):
+    """The teacher's graph cannot be channel-pruned; ``reason`` is why, without the advice
+    (``build`` falls back to the student families itself and says so)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"pruned-teacher: {reason}; the teacher cannot be pruned: choose a student family with "
+            f"`edgecompress select --family NAME` (see `edgecompress select --help`), then `edgecompress distill`"
+        )
+        self.reason = reason
+
+
 class ChannelGraph:
     """The coupled channel groups of a traced model."""
 
@@ -88,10 +100,7 @@ class ChannelGraph:
         try:
             self.gm = trace_shapes(model, input_shape)
         except ConfigError as exc:
-            raise ConfigError(
-                f"pruned-teacher: {exc}; the teacher cannot be pruned: choose a student family with "
-                f"`edgecompress select --family NAME` (see `edgecompress select --help`), then `edgecompress distill`"
-            ) from None
+            raise NotPrunable(str(exc)) from None
         self.modules = dict(self.gm.named_modules())
         self.order = {str(n.target): i for i, n in enumerate(self.gm.graph.nodes) if n.op == "call_module"}
         self.g = _Groups()

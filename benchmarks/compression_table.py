@@ -106,11 +106,13 @@ def run_cell(cell: dict[str, Any], work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     ck = distill(teacher, spec, task, cfg, work / name, progress=False)
     m = ck.metrics
+    sel = spec.selection
+    assert sel is not None and sel.teacher is not None  # student_spec selects against the teacher
     curve = [json.loads(line)["val_acc"] for line in (work / name / "metrics.jsonl").read_text().splitlines()]
     return {**cell, "val_curve": curve, "family": spec.family, "acc": m["test_acc"], "agreement": m["test_agreement"], "teacher_acc": m["teacher_test_acc"],
-            "student_macs": spec.cost.macs, "student_params": spec.cost.params, "student_label": spec.extra.get("label"),
-            "compression_x": spec.extra["select"]["compression_x"], "teacher_macs": spec.extra["select"]["teacher"]["macs"],
-            "teacher_params": spec.extra["select"]["teacher"]["params"], "steps": int(m["steps"]),
+            "student_macs": spec.cost.macs, "student_params": spec.cost.params, "student_label": spec.label,
+            "compression_x": sel.compression_x, "teacher_macs": sel.teacher.macs,
+            "teacher_params": sel.teacher.params, "steps": int(m["steps"]),
             "run_s": round(time.perf_counter() - t0, 1)}
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from edgecompress.artifacts import (
     BenchmarkResult,
-    BuildReport,
     Checkpoint,
     CostEstimate,
     ExportArtifact,
     StudentSpec,
 )
+from edgecompress.build_report import BuildReport
 from edgecompress.errors import EdgeCompressError, InternalError
 from edgecompress.profiles import DeviceProfile, list_profiles, load_profile
 

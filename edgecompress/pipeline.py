@@ -1,39 +1,42 @@
 """`build`: profile -> select -> distill -> export + parity -> benchmark -> report.
 
-Glue only: each stage is a library call whose typed output is saved in the run directory, and
-:class:`~edgecompress.stages.StageCache` skips stages whose inputs did not change.
+Glue only: each stage is declared in build_stages.py (name, key, outputs, run, load), its typed
+output saved in the run directory; :class:`~edgecompress.stages.StageCache` skips stages whose
+inputs did not change.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from edgecompress import __version__
 from edgecompress.artifacts import (
-    BenchmarkResult,
-    BuildReport,
     Checkpoint,
     ExportArtifact,
     StudentSpec,
     atomic_write_text,
     strict_dumps,
 )
+from edgecompress.build_report import BuildReport
+from edgecompress.build_stages import (
+    BuildContext,
+    Choice,
+    bench_stage,
+    distill_stage,
+    export_plan,
+    export_stage,
+    select_stage,
+)
 from edgecompress.export.deploy import check_require
 from edgecompress.export.worker import reap_work_folders
 from edgecompress.profiles import DeviceProfile, load_profile
 from edgecompress.runcheck import check_device, check_out_folder, with_budget_overrides
 from edgecompress.runconfig import RunConfig
-from edgecompress.runtimes import get_runtime
 from edgecompress.stages import StageCache, file_fingerprint
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
 
 
 def _log(msg: str, quiet: bool) -> None:
@@ -41,11 +44,6 @@ def _log(msg: str, quiet: bool) -> None:
         import click
 
         click.echo(msg, err=True)
-
-
-def export_plan(profile: DeviceProfile) -> tuple[list[str], list[str]]:
-    """The format the profile's runtime executes, at each precision the profile lists."""
-    return [get_runtime(profile.runtime.kind).artifact_format], list(profile.runtime.precisions)
 
 
 def _prepare(cfg: RunConfig, profile: DeviceProfile, quiet: bool = True) -> tuple[Any, Any, Path, Any, dict[str, Any]]:
@@ -164,146 +162,59 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         "teacher": [file_fingerprint(teacher_path), cfg.entry_point, cfg.entry_point_kwargs, cfg.teacher_output],
         "preprocessing": task.preprocessing.to_dict(),
     }
-
-    # 1. select -------------------------------------------------------------------------
-    from edgecompress.select import finalize, run_selection
-
-    spec_path = run_dir / "spec.json"
-    cand_path = run_dir / "candidates.json"
-
-    def choose() -> tuple[StudentSpec, list[dict[str, Any]]]:
-        from edgecompress.cost.reference import teacher_reference
-        from edgecompress.select import DEFAULT_COMPRESS
-
-        ref = teacher_reference(teacher, task.input_shape)
-        prunable, why = _prunable(teacher, task.input_shape)
-        if prunable is None:
-            _log(f"[select] the pruned-teacher family is not offered ({why}); choosing among the student families", quiet)
-        _log(f"[select] {profile.name}: budgets {profile.budgets.latency_budget_ms:g} ms, "
-             f"{profile.budgets.peak_ram_budget_mb:g} MB RAM, {profile.budgets.model_size_budget_mb:g} MB model; "
-             f"compression >= {cfg.compress or f'{DEFAULT_COMPRESS:g}x'} vs the teacher"
-             + (f" ({ref.macs / 1e6:.1f} M MACs, {ref.params / 1e6:.2f} M params)" if ref else " (cost unknown)"), quiet)
-        sel = run_selection(
-            profile, task.input_shape, task.num_classes,
-            latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb, teacher=prunable,
-            teacher_cost=ref, compress=cfg.compress, families=cfg.families,
-        )
-        spec = finalize(sel, profile)
-        return spec, [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]
-
-    sel_key = {**base_key, "latency_ms": cfg.latency_ms, "memory_mb": cfg.memory_mb, "compress": cfg.compress,
-               **({"families": list(cfg.families)} if cfg.families else {})}
-    # Selection fails on budgets nothing fits, and the chosen student is checked against the
-    # data: both before the run folder is touched (selection takes about a second).
+    ctx = BuildContext(cfg, profile, task, teacher, dcfg, run_dir, base_key, lambda m: _log(m, quiet))
     from edgecompress.distill.preflight import check_inputs
 
-    chosen = None if cache.is_fresh("select", sel_key, [spec_path, cand_path]) else choose()
+    # 1. select: fails on budgets nothing fits, and the chosen student is checked against the
+    # data, both before the run folder is touched (selection takes about a second).
+    probe = select_stage(ctx, lambda: _choose(ctx), None)
+    chosen = None if cache.fresh(probe) else _choose(ctx)
     if chosen is not None:
         check_inputs(teacher, chosen[0], task, dcfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "run_config.json", strict_dumps(cfg.to_dict(), indent=2))
     atomic_write_text(run_dir / "preprocessing.json", strict_dumps(prep_record, indent=2))
     reap_work_folders(run_dir / "export")
-
-    def do_select(_resume: bool) -> StudentSpec:
-        spec, rows = chosen or choose()
-        atomic_write_text(cand_path, strict_dumps(rows, indent=2))
-        spec.save(spec_path)
-        return spec
-
-    spec = cache.run("select", sel_key, [spec_path, cand_path], do_select, lambda: StudentSpec.load(spec_path))
-    ratio = spec.extra.get("select", {}).get("compression_x")
+    sel = select_stage(ctx, lambda: _choose(ctx), chosen)
+    spec = cache.execute(sel)
+    ratio = spec.selection.compression_x if spec.selection else None
     _log(f"[select] chose {spec.family} {spec.arch}" + (f": {ratio:.1f}x fewer MACs than the teacher" if ratio else ""), quiet)
 
-    # 2. distill ------------------------------------------------------------------------
-    from edgecompress.distill import distill
-
-    dist_dir = run_dir / "distill"
-    ckpt_path = dist_dir / "checkpoint.json"
+    # 2. distill
     if chosen is None:
         check_inputs(teacher, spec, task, dcfg)  # the saved student against the data, before training
+    dist = distill_stage(ctx, sel, spec, progress=not quiet)
+    ckpt = cache.execute(dist)
+    ckpt_path = dist.outputs[0]
 
-    def do_distill(resume: bool) -> Checkpoint:
-        _log(f"[distill] method {cfg.method}, {dcfg.epochs} epochs" + (" (resuming)" if resume else ""), quiet)
-        if not resume and dist_dir.exists():
-            shutil.rmtree(dist_dir)  # inputs changed: the old training state belongs to another run
-        return distill(teacher, spec, task, dcfg, dist_dir, resume=resume, progress=not quiet)
-
-    dist_key = {**sel_key, "spec": spec.to_dict(), "distill": _jsonable(dcfg)}
-    ckpt = cache.run("distill", dist_key, [ckpt_path], do_distill, lambda: Checkpoint.load(ckpt_path))
-
-    # 3. export + parity gate --------------------------------------------------------------
-    from edgecompress.export import ExportConfig, export
+    # 3. export + parity gate: an int8 miss (after the accuracy-aware attempts) withholds that
+    # file but not the build; the runtime's provider says which artifact is deployed.
+    from edgecompress.export import ExportConfig
     from edgecompress.export.deploy import choose_deployed, read_targets, require_deployable
     from edgecompress.summary import deployed_target
 
-    exp_dir = run_dir / "export"
     formats, precisions = export_plan(profile)
-    # An int8 miss (after the accuracy-aware attempts) withholds that file but not the build.
     ecfg = ExportConfig(formats=tuple(formats), precisions=tuple(precisions), fail_on_miss=False)
-    manifest = exp_dir / "artifacts.json"
-
-    def do_export(_resume: bool) -> list[ExportArtifact]:
-        _log(f"[export] {','.join(formats)} x {','.join(precisions)} with parity gate", quiet)
-        arts = export(ckpt_path, ecfg, exp_dir, teacher=teacher.module, progress=not quiet)
-        atomic_write_text(manifest, json.dumps([a.to_dict() for a in arts], indent=2))
-        return arts
-
-    def load_export() -> list[ExportArtifact]:
-        return [ExportArtifact.from_dict(d) for d in json.loads(manifest.read_text())]
-
-    exp_key = {**dist_key, "ckpt": ckpt.sha256, "export": _jsonable(ecfg)}
-    artifacts = cache.run("export", exp_key, [manifest], do_export, load_export)
+    exp = export_stage(ctx, dist, ckpt, ecfg, progress=not quiet)
+    artifacts = cache.execute(exp)
+    exp_dir = exp.outputs[0].parent
     if cfg.raw_input:
         _raw_input(artifacts, task, exp_dir, ckpt_path, teacher, quiet)
     deployment = choose_deployed(artifacts, read_targets(exp_dir), deployed_target(profile))
     _log(f"[export] deploy {deployment.reason}", quiet)
     require_deployable(deployment, cfg.require)
 
-    # 4. benchmark ----------------------------------------------------------------------
-    from edgecompress.bench import benchmark
+    # 4. benchmark
+    benchmarks = cache.execute(bench_stage(ctx, exp, artifacts, ckpt_path, ecfg))
 
-    bench_dir = run_dir / "bench"
-    bench_manifest = bench_dir / "results.json"
-
-    def do_bench(_resume: bool) -> list[BenchmarkResult]:
-        results = []
-        for art in artifacts:
-            _log(f"[bench] local {Path(art.path).name}", quiet)
-            timing: dict[str, Any] = {"runs": cfg.runs, "warmup": cfg.warmup, "sustained_s": cfg.sustained, "cooldown_s": cfg.cooldown}
-            results.append(benchmark(art, "host", out_dir=bench_dir, **timing))
-            if (cfg.serial or cfg.host) and art.format == formats[0]:  # what the device runtime executes
-                _log(f"[bench] {profile.name} {Path(art.path).name}", quiet)
-                results.append(
-                    benchmark(art, profile, serial=cfg.serial, host=cfg.host, out_dir=bench_dir, **timing)
-                )
-        if cfg.host:  # the parity gate again, on the board's own kernels (adb phones have no python)
-            from edgecompress.bench.api import make_runner
-            from edgecompress.bench.build_parity import board_parity, parity_set
-
-            x, y, ref = parity_set(ckpt_path, ecfg.parity_samples, teacher=teacher.module)
-            with make_runner(profile.connection.runner, profile, host=cfg.host) as board:
-                results = board_parity(results, artifacts, board, x, y, ref, ecfg, log=lambda m: _log(m, quiet))
-        atomic_write_text(bench_manifest, json.dumps([r.to_dict() for r in results], indent=2))
-        return results
-
-    def load_bench() -> list[BenchmarkResult]:
-        return [BenchmarkResult.from_dict(d) for d in json.loads(bench_manifest.read_text())]
-
-    bench_key = {**exp_key, "arts": [a.sha256 for a in artifacts], "runs": cfg.runs, "warmup": cfg.warmup,
-                 "serial": cfg.serial, "host": cfg.host,
-                 # Only when used, so that runs cached before these options existed stay fresh.
-                 **({"sustained": cfg.sustained, "cooldown": cfg.cooldown} if cfg.sustained or cfg.cooldown else {})}
-    benchmarks = cache.run("bench", bench_key, [bench_manifest], do_bench, load_bench)
-
-    # 5. report -------------------------------------------------------------------------
+    # 5. report
     from edgecompress.report import render_report
-    from edgecompress.summary import make_summary
+    from edgecompress.summary import StageOutputs, make_summary
 
     wall = time.perf_counter() - t_start
-    candidates = json.loads(cand_path.read_text())
-    summary = make_summary(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, cache, wall, str(teacher_path),
-                           deployment=deployment)
+    candidates = json.loads(sel.outputs[1].read_text())
+    outputs = StageOutputs(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, str(teacher_path), deployment)
+    summary = make_summary(outputs, cache, wall)
     html = render_report(summary, run_dir)
     report = BuildReport(
         device=profile.name,
@@ -314,9 +225,30 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         report_html=str(html),
         wall_s=round(wall, 2),
         stages={k: round(v, 2) for k, v in cache.timings.items()},
+        summary=summary,
     )
     report.save(run_dir / "build.json")
-    if not summary["verdict"].get("all_ok", True):
-        _log("[build] warning: the student misses a budget: " + summary["verdict"].get("why", ""), quiet)
+    if not summary.verdict.all_ok:
+        _log("[build] warning: the student misses a budget: " + summary.verdict.why, quiet)
     _log(f"[build] done in {wall:.0f} s -> {html}", quiet)
     return report
+
+
+def _choose(ctx: BuildContext) -> Choice:
+    """Cost every candidate student for the device and choose (see select.py)."""
+    from edgecompress.cost.reference import teacher_reference
+    from edgecompress.select import DEFAULT_COMPRESS, finalize, run_selection
+
+    cfg, profile, task = ctx.cfg, ctx.profile, ctx.task
+    ref = teacher_reference(ctx.teacher, task.input_shape)
+    prunable, why = _prunable(ctx.teacher, task.input_shape)
+    if prunable is None:
+        ctx.log(f"[select] the pruned-teacher family is not offered ({why}); choosing among the student families")
+    b = profile.budgets
+    ctx.log(f"[select] {profile.name}: budgets {b.latency_budget_ms:g} ms, {b.peak_ram_budget_mb:g} MB RAM, "
+            f"{b.model_size_budget_mb:g} MB model; compression >= {cfg.compress or f'{DEFAULT_COMPRESS:g}x'} vs the teacher"
+            + (f" ({ref.macs / 1e6:.1f} M MACs, {ref.params / 1e6:.2f} M params)" if ref else " (cost unknown)"))
+    sel = run_selection(profile, task.input_shape, task.num_classes, latency_ms=cfg.latency_ms, memory_mb=cfg.memory_mb,
+                        teacher=prunable, teacher_cost=ref, compress=cfg.compress, families=cfg.families)
+    spec = finalize(sel, profile)
+    return spec, [{**c.row(), "chosen": c is sel.choice} for c in sel.candidates]

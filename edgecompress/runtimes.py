@@ -33,6 +33,16 @@ class RuntimeProvider:
                                f"(it supports {', '.join(self.recipes)})")
         return self.recipes[precision]
 
+    def deployed(self, precisions: tuple[str, ...] | list[str]) -> tuple[str, str]:
+        """The (format, export precision) a build deploys among a profile's precisions: int8
+        when the profile allows it (smallest, fastest), else the first one it lists."""
+        precision = "int8" if "int8" in precisions else precisions[0]
+        return self.artifact_format, self.recipe(precision)
+
+    def executes(self, artifact_format: str) -> bool:
+        """Whether artifacts of this format run on the device (what a device benchmark measures)."""
+        return artifact_format == self.artifact_format
+
     def measures_on_device(self) -> bool:
         """Whether a build can benchmark its artifacts on a phone or board (not only locally)."""
         return any(r != "local" for r in self.runners)

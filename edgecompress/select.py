@@ -5,7 +5,11 @@ from its graph: MACs, parameters, peak activation memory by liveness, file size 
 and latency from the device's predictor (calibrated when ``edgecompress calibrate`` has run,
 else the profile's priors) at the fastest precision the device runs. A candidate *fits* when
 
-- predicted latency <= the latency budget,
+- predicted latency <= the latency budget; when the calibration carries a 90% prediction
+  interval (``edgecompress calibrate``, split conformal on held-out probes), its *upper end*
+  must fit, so a candidate predicted just under the budget but likely over it is rejected.
+  With the priors alone (or an old calibration without an interval) the point prediction is
+  checked, and ``latency_source`` says which,
 - peak RAM <= the RAM budget, where peak RAM = 2 x the model file (the mapped file plus the
   runtime's packed copy of the weights, as XNNPACK and ORT both repack) + peak activation bytes
   at that precision + a fixed runtime overhead (the runtime provider's ``ram_overhead_mb``, assumed),
@@ -36,7 +40,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from edgecompress.artifacts import StudentSpec
+from edgecompress.artifacts import SelectionInfo, StudentSpec, TeacherRecord
 from edgecompress.bounds import MAX_BUDGET, check_float
 from edgecompress.cost.calibration import LatencyPredictor
 from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, spec_cost
@@ -83,17 +87,19 @@ class Candidate:
     fits: bool
     over: tuple[str, ...]  # which budgets it breaks
     compression_x: float | None = None  # teacher MACs / student MACs
+    latency_upper_ms: float | None = None  # upper end of the 90% interval; None without one
 
     @property
     def label(self) -> str:
-        return self.spec.extra.get("label", self.spec.arch)
+        return self.spec.display
 
     def row(self) -> dict[str, Any]:
         return {"family": self.spec.family, "label": self.label, "arch": self.spec.arch, "width_mult": self.spec.width_mult,
                 "macs": self.cost.macs, "params": self.cost.params, "precision": self.precision,
                 "latency_ms": round(self.latency_ms, 4), "peak_ram_mb": round(self.ram_mb, 3),
                 "size_mb": round(self.size_mb, 4), "fits": self.fits, "over": list(self.over),
-                "compression_x": None if self.compression_x is None else round(self.compression_x, 2)}
+                "compression_x": None if self.compression_x is None else round(self.compression_x, 2),
+                "latency_upper_ms": None if self.latency_upper_ms is None else round(self.latency_upper_ms, 4)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,23 +185,25 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
             raise SelectError(f"family {fam_name!r} needs a teacher (pass --teacher)")
         seen: set[tuple[int, int, int]] = set()
         for arch, width, extra in fam.search_space(input_shape, teacher):
-            extra = {**extra, "label": fam.label_of(arch, width)}
-            spec = StudentSpec(fam_name, arch, input_shape, num_classes, width, extra=extra)
+            # A family's extra keys that are typed spec fields (``kept``) land in them.
+            spec = StudentSpec(fam_name, arch, input_shape, num_classes, width, label=fam.label_of(arch, width), extra=extra)
             cost = spec_cost(spec, teacher)
             key = (cost.macs, cost.params, cost.peak_activation_elems)
             if key in seen:
                 continue
             seen.add(key)
             precision, ms = predictor.best(cost.features)
+            upper = predictor.upper(cost.features, runtime, precision)
             ram = peak_ram_mb(cost, precision, runtime)
             size = cost.size_bytes[precision] / MB
-            over = tuple(n for n, bad in (("latency", ms > budget.latency_budget_ms), ("ram", ram > budget.peak_ram_budget_mb),
+            slow = (ms if upper is None else upper) > budget.latency_budget_ms
+            over = tuple(n for n, bad in (("latency", slow), ("ram", ram > budget.peak_ram_budget_mb),
                                           ("size", size > budget.model_size_budget_mb)) if bad)
             ratio = None
             if ref is not None:
                 ratio = ref.cost.macs / max(1, cost.macs)
                 over += _over_teacher(cost, ms, ratio, ref, compress)
-            out.append(Candidate(spec, cost, precision, ms, ram, size, not over, over, ratio))
+            out.append(Candidate(spec, cost, precision, ms, ram, size, not over, over, ratio, upper))
     return out
 
 
@@ -273,14 +281,25 @@ def run_selection(profile: DeviceProfile, input_shape: tuple[int, ...], num_clas
     cands = enumerate_candidates(profile, shape, num_classes, budget, fams, teacher, predictor, ref, target)
     choice = choose(cands, fams, budget, target)
     _, source = predictor.coefficients(profile.runtime.kind, choice.precision)
-    return Selection(choice, tuple(cands), budget, source, ref, target)
+    return Selection(choice, tuple(cands), budget, source + interval_note(predictor, profile.runtime.kind, choice.precision),
+                     ref, target)
+
+
+def interval_note(predictor: LatencyPredictor, runtime: str, precision: str) -> str:
+    """What the latency budget was checked against, for the select log and the summary."""
+    q = predictor.interval_halfwidth(runtime, precision)
+    if q is not None:
+        return f"; budget checked on the upper end of the 90% interval (+{q:.1%})"
+    if predictor.calibration.fits.get(f"{runtime}:{precision}"):
+        return "; budget checked on the point prediction (calibration has no interval: re-run calibrate)"
+    return "; budget checked on the point prediction (priors only, no interval)"
 
 
 def select_student(profile: DeviceProfile, input_shape: tuple[int, ...], num_classes: int, *,
                    latency_ms: float | None = None, memory_mb: float | None = None, size_mb: float | None = None,
                    families: tuple[str, ...] | list[str] | None = None, teacher: nn.Module | None = None,
                    teacher_cost: ReferenceCost | None = None, compress: float | str | None = None) -> StudentSpec:
-    """The chosen StudentSpec with ``cost`` filled and the choice's reasons in ``extra['select']``."""
+    """The chosen StudentSpec with ``cost`` filled and the choice's reasons in ``selection``."""
     sel = run_selection(profile, input_shape, num_classes, latency_ms=latency_ms, memory_mb=memory_mb, size_mb=size_mb,
                         families=families, teacher=teacher, teacher_cost=teacher_cost, compress=compress)
     return finalize(sel, profile)
@@ -288,16 +307,14 @@ def select_student(profile: DeviceProfile, input_shape: tuple[int, ...], num_cla
 
 def finalize(sel: Selection, profile: DeviceProfile) -> StudentSpec:
     c = sel.choice
-    extra = dict(c.spec.extra)
-    extra["select"] = {
-        "device": profile.name, "criterion": CRITERION, "precision": c.precision,
-        "budget": dataclasses.asdict(sel.budget), "predicted_latency_ms": round(c.latency_ms, 4),
-        "peak_ram_mb": round(c.ram_mb, 3), "size_mb": round(c.size_mb, 4), "latency_source": sel.latency_source,
-        "candidates": len(sel.candidates), "fitting": sum(x.fits for x in sel.candidates),
-    }
-    if sel.teacher is not None:
-        extra["select"]["compress_target"] = sel.compress
-        extra["select"]["compression_x"] = None if c.compression_x is None else round(c.compression_x, 3)
-        extra["select"]["teacher"] = sel.teacher.row()
+    teacher = None if sel.teacher is None else TeacherRecord(**sel.teacher.row())
+    info = SelectionInfo(
+        device=profile.name, criterion=CRITERION, precision=c.precision, budget=dataclasses.asdict(sel.budget),
+        predicted_latency_ms=round(c.latency_ms, 4), peak_ram_mb=round(c.ram_mb, 3), size_mb=round(c.size_mb, 4),
+        latency_source=sel.latency_source, candidates=len(sel.candidates), fitting=sum(x.fits for x in sel.candidates),
+        compress_target=None if teacher is None else sel.compress,
+        compression_x=None if teacher is None or c.compression_x is None else round(c.compression_x, 3),
+        teacher=teacher, latency_upper_ms=None if c.latency_upper_ms is None else round(c.latency_upper_ms, 4),
+    )
     cost = c.cost.to_estimate(c.precision, round(c.latency_ms, 4), profile.runtime.kind)
-    return dataclasses.replace(c.spec, cost=cost, extra=extra)
+    return dataclasses.replace(c.spec, cost=cost, selection=info)

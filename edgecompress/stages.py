@@ -8,22 +8,16 @@ exist; any change re-runs that stage and everything after it.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from edgecompress.artifacts import atomic_write_text, sha256_file
+from edgecompress.serde import atomic_write_text, fingerprint, sha256_file
 
 R = TypeVar("R")
-
-
-def fingerprint(value: Any) -> str:
-    """Stable hash of JSON-able data; file paths inside must be hashed by the caller."""
-    blob = json.dumps(value, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def file_fingerprint(path: str | Path | None) -> str | None:
@@ -39,6 +33,22 @@ def file_fingerprint(path: str | Path | None) -> str | None:
         )
         return fingerprint(entries)
     return str(path)  # a built-in name
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage(Generic[R]):
+    """One resumable step of a run, declared as data.
+
+    ``key`` is everything the result depends on (hashed); ``outputs`` the files it leaves
+    (all must exist for a skip); ``run(resume)`` computes and saves the result (``resume``:
+    an earlier attempt with the same key was interrupted); ``load()`` reads the saved one.
+    """
+
+    name: str
+    key: Any
+    outputs: tuple[Path, ...]
+    run: Callable[[bool], R]
+    load: Callable[[], R]
 
 
 class StageCache:
@@ -66,6 +76,13 @@ class StageCache:
             and bool(entry.get("finished", True))
             and all(p.exists() for p in outputs)
         )
+
+    def fresh(self, stage: Stage[Any]) -> bool:
+        return self.is_fresh(stage.name, stage.key, list(stage.outputs))
+
+    def execute(self, stage: Stage[R]) -> R:
+        """Run or load one declared stage (see :meth:`run`)."""
+        return self.run(stage.name, stage.key, list(stage.outputs), stage.run, stage.load)
 
     def run(
         self,

@@ -1,12 +1,24 @@
-"""summary.json: every number the report shows, gathered from the stage outputs."""
+"""summary.json: every number the report shows, gathered from the stage outputs into a BuildSummary."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import BenchmarkResult, Checkpoint, ExportArtifact, StudentSpec
+from edgecompress.build_report import (
+    AttemptRow,
+    BuildSummary,
+    CandidateRow,
+    Compression,
+    CompressionSide,
+    PredictedVsMeasured,
+    SelectionRecord,
+    TrainingRecord,
+    Verdict,
+)
 from edgecompress.export.deploy import Deployment, choose_deployed, export_attempts
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runconfig import RunConfig
@@ -14,16 +26,9 @@ from edgecompress.runtimes import get_runtime
 from edgecompress.stages import StageCache
 
 
-def deployed_precision(profile: DeviceProfile) -> str:
-    """The precision the device runs: int8 when the profile allows it (smallest, fastest)."""
-    precs = profile.runtime.precisions
-    return "int8" if "int8" in precs else precs[0]
-
-
 def deployed_target(profile: DeviceProfile) -> tuple[str, str]:
     """The (format, artifact precision) the profile's runtime prefers to deploy."""
-    provider = get_runtime(profile.runtime.kind)
-    return provider.artifact_format, provider.recipe(deployed_precision(profile))
+    return get_runtime(profile.runtime.kind).deployed(profile.runtime.precisions)
 
 
 def _history(ckpt_path: Path) -> list[dict[str, Any]]:
@@ -49,131 +54,132 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else round(a / b, 2)
 
 
-def compression_summary(spec: StudentSpec, metrics: dict[str, float]) -> dict[str, Any] | None:
+def compression_summary(spec: StudentSpec, metrics: dict[str, float]) -> Compression | None:
     """The student next to its teacher: x MACs / params / file size / predicted latency (teacher
     over student, so 8.0 means eight times smaller) and both accuracies. None without a teacher."""
-    sel = spec.extra.get("select", {})
-    t = sel.get("teacher")
-    if not t or spec.cost is None:
+    sel = spec.selection
+    t = None if sel is None else sel.teacher
+    if sel is None or t is None or spec.cost is None:
         return None
-    prec = sel.get("precision") or "fp32"
+    prec = sel.precision or "fp32"
     s_size = spec.cost.size_bytes.get(prec)
-    t_size = (t.get("size_bytes") or {}).get(prec)
+    t_size = (t.size_bytes or {}).get(prec)
     acc, t_acc = metrics.get("test_acc"), metrics.get("teacher_test_acc")
-    return {
-        "target_x": sel.get("compress_target"),
-        "teacher": {"macs": t["macs"], "params": t["params"], "size_bytes": t_size, "precision": prec,
-                    "predicted_latency_ms": t.get("predicted_latency_ms"), "test_acc": t_acc, "cost_source": t.get("source")},
-        "student": {"macs": spec.cost.macs, "params": spec.cost.params, "size_bytes": s_size,
-                    "predicted_latency_ms": spec.cost.predicted_latency_ms, "test_acc": acc,
-                    "test_agreement": metrics.get("test_agreement")},
-        "macs_x": _ratio(t["macs"], spec.cost.macs),
-        "params_x": _ratio(t["params"], spec.cost.params),
-        "size_x": _ratio(t_size, s_size),
-        "latency_x": _ratio(t.get("predicted_latency_ms"), spec.cost.predicted_latency_ms),
-        "acc_delta_pt": None if acc is None or t_acc is None else round(100 * (acc - t_acc), 2),
-    }
+    return Compression(
+        target_x=sel.compress_target,
+        teacher=CompressionSide(macs=t.macs, params=t.params, size_bytes=t_size, precision=prec,
+                                predicted_latency_ms=t.predicted_latency_ms, test_acc=t_acc, cost_source=t.source),
+        student=CompressionSide(macs=spec.cost.macs, params=spec.cost.params, size_bytes=s_size,
+                                predicted_latency_ms=spec.cost.predicted_latency_ms, test_acc=acc,
+                                test_agreement=metrics.get("test_agreement")),
+        macs_x=_ratio(t.macs, spec.cost.macs),
+        params_x=_ratio(t.params, spec.cost.params),
+        size_x=_ratio(t_size, s_size),
+        latency_x=_ratio(t.predicted_latency_ms, spec.cost.predicted_latency_ms),
+        acc_delta_pt=None if acc is None or t_acc is None else round(100 * (acc - t_acc), 2),
+    )
 
 
-def make_summary(
-    cfg: RunConfig,
-    profile: DeviceProfile,
-    spec: StudentSpec,
-    candidates: list[dict[str, Any]],
-    ckpt: Checkpoint,
-    ckpt_path: Path,
-    artifacts: list[ExportArtifact],
-    benchmarks: list[BenchmarkResult],
-    cache: StageCache,
-    wall_s: float,
-    teacher: str,
-    deployment: Deployment | None = None,
-) -> dict[str, Any]:
-    from edgecompress.versions import versions
+@dataclasses.dataclass(frozen=True)
+class StageOutputs:
+    """What the stages of one build produced, handed to :func:`make_summary`."""
 
-    budgets = profile.budgets
-    # The artifact the build deploys: the preferred one if it passed the gate, else the smallest
-    # one that passed (export/deploy.py decides; the reason is shown with it).
-    deployment = deployment or choose_deployed(artifacts, [], deployed_target(profile))
+    cfg: RunConfig
+    profile: DeviceProfile
+    spec: StudentSpec
+    candidates: list[dict[str, Any]]  # candidates.json rows
+    ckpt: Checkpoint
+    ckpt_path: Path
+    artifacts: list[ExportArtifact]
+    benchmarks: list[BenchmarkResult]
+    teacher: str
+    deployment: Deployment | None = None
+
+
+def _verdict(out: StageOutputs, deployment: Deployment, measured: tuple[list[BenchmarkResult], list[BenchmarkResult], bool]) -> Verdict:
+    profile, budgets, sel = out.profile, out.profile.budgets, out.spec.selection
+    on_device, local_same, emulated = measured
     deployed = deployment.artifact
-    on_device = [b for b in benchmarks if b.runner != "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
-    # An emulated board (qemu) runs the device's kernels but not at its speed: never its latency.
-    emulated = [b for b in on_device if b.emulated]
-    on_device = [b for b in on_device if not b.emulated]
-    local_same = [b for b in benchmarks if b.runner == "local" and deployed and b.artifact.endswith(Path(deployed.path).name)]
-
-    cost = spec.cost
-    sel = spec.extra.get("select", {})
-    predicted = cost.predicted_latency_ms if cost else None
+    predicted = out.spec.cost.predicted_latency_ms if out.spec.cost else None
     if on_device:
         latency, latency_src = on_device[0].latency.p50_ms, f"measured on {profile.name}"
     elif profile.connection.runner == "local" and local_same:
         latency, latency_src = local_same[0].latency.p50_ms, "measured on this host"
     else:
-        source = sel.get("latency_source", "the profile's priors")
+        source = sel.latency_source if sel else "the profile's priors"
         why = "the board is emulated: its timings are not device latencies" if emulated else "no device attached: pass --serial or --host to measure"
         latency, latency_src = predicted, f"predicted for {profile.name} from {source} ({why})"
-    peak_ram_mb = sel.get("peak_ram_mb")
+    peak_ram_mb = sel.peak_ram_mb if sel else None
     size_mb = deployed.size_bytes / 2**20 if deployed else None
 
     def ok(v: float | None, budget: float) -> bool | None:
         return None if v is None else v <= budget
 
-    verdict = {
-        "deployed_artifact": deployed.path if deployed else None,
-        "deployed_precision": deployed.precision if deployed else None,
-        "deployed_reason": deployment.reason,
-        "deployed_fallback": deployment.fallback,
-        "latency_ms": latency,
-        "latency_source": latency_src,
-        "latency_ok": ok(latency, budgets.latency_budget_ms),
-        "peak_ram_mb": peak_ram_mb,
-        "peak_ram_source": "predicted: peak activations by liveness + 2x weights + runtime overhead",
-        "ram_ok": ok(peak_ram_mb, budgets.peak_ram_budget_mb),
-        "size_mb": size_mb,
-        "size_ok": ok(size_mb, budgets.model_size_budget_mb),
-    }
-    misses = [k for k in ("latency_ok", "ram_ok", "size_ok") if verdict[k] is False]
-    verdict["all_ok"] = not misses
-    verdict["why"] = ", ".join(misses)
+    checks = {"latency_ok": ok(latency, budgets.latency_budget_ms), "ram_ok": ok(peak_ram_mb, budgets.peak_ram_budget_mb),
+              "size_ok": ok(size_mb, budgets.model_size_budget_mb)}
+    misses = [k for k, v in checks.items() if v is False]
+    return Verdict(
+        deployed_artifact=deployed.path if deployed else None, deployed_precision=deployed.precision if deployed else None,
+        deployed_reason=deployment.reason, deployed_fallback=deployment.fallback,
+        latency_ms=latency, latency_source=latency_src, peak_ram_mb=peak_ram_mb,
+        peak_ram_source="predicted: peak activations by liveness + 2x weights + runtime overhead",
+        size_mb=size_mb, **checks, all_ok=not misses, why=", ".join(misses),
+    )
 
-    pvm = []
-    for b in on_device or (local_same if profile.connection.runner == "local" else []):
-        if predicted:
-            err = 100.0 * (predicted - b.latency.p50_ms) / b.latency.p50_ms
-            pvm.append({"label": f"{b.runner}:{Path(b.artifact).name}", "predicted_ms": predicted, "measured_p50_ms": b.latency.p50_ms, "error_pct": round(err, 1)})
 
-    final = dict(ckpt.metrics)
+def make_summary(out: StageOutputs, cache: StageCache, wall_s: float) -> BuildSummary:
+    from edgecompress.versions import versions
+
+    profile, spec = out.profile, out.spec
+    # The artifact the build deploys: the preferred one if it passed the gate, else the smallest
+    # one that passed (export/deploy.py decides; the reason is shown with it).
+    deployment = out.deployment or choose_deployed(out.artifacts, [], deployed_target(profile))
+    deployed = deployment.artifact
+    same = [b for b in out.benchmarks if deployed and b.artifact.endswith(Path(deployed.path).name)]
+    on_device = [b for b in same if b.runner != "local"]
+    # An emulated board (qemu) runs the device's kernels but not at its speed: never its latency.
+    emulated = [b for b in on_device if b.emulated]
+    on_device = [b for b in on_device if not b.emulated]
+    local_same = [b for b in same if b.runner == "local"]
+    verdict = _verdict(out, deployment, (on_device, local_same, bool(emulated)))
+
+    predicted = spec.cost.predicted_latency_ms if spec.cost else None
+    pvm = tuple(
+        PredictedVsMeasured(f"{b.runner}:{Path(b.artifact).name}", predicted, b.latency.p50_ms,
+                            round(100.0 * (predicted - b.latency.p50_ms) / b.latency.p50_ms, 1))
+        for b in on_device or (local_same if profile.connection.runner == "local" else []) if predicted
+    )
+    final = dict(out.ckpt.metrics)
     where = f"this host and an emulated {profile.name}" if emulated else "this host"
     note = "" if on_device or profile.connection.runner == "local" else (
         f"Measured on {where} (not on a real {profile.name}): these numbers compare artifacts; the {profile.name} "
         "latency in the summary cards is the predictor's."
     )
-    return {
-        "headline": (
+    latency = verdict.latency_ms
+    sel = spec.selection
+    return BuildSummary(
+        headline=(
             f"{spec.family} {spec.arch} for {profile.name}: "
             f"{(final.get('test_acc') or final.get('val_acc') or 0) * 100:.1f}% accuracy, "
-            f"latency {latency if latency is None else round(latency, 3)} ms ({latency_src})"
+            f"latency {latency if latency is None else round(latency, 3)} ms ({verdict.latency_source})"
         ),
-        "config": cfg.to_dict(),
-        "profile": profile.to_dict(),
-        "selection": {
-            "chosen": spec.to_dict(),
-            "criterion": spec.extra.get("select", {}).get("criterion", ""),
-            "latency_source": spec.extra.get("select", {}).get("latency_source", ""),
-            "candidates": candidates,
-        },
-        "training": {"teacher": teacher, "config": ckpt.distill_config, "final": final, "history": _history(ckpt_path)},
-        "artifacts": [a.to_dict() for a in artifacts],
+        config=out.cfg.to_dict(),
+        profile=profile,
+        selection=SelectionRecord(chosen=spec, criterion=sel.criterion if sel else "",
+                                  latency_source=sel.latency_source if sel else "",
+                                  candidates=tuple(CandidateRow(**row) for row in out.candidates)),
+        training=TrainingRecord(teacher=out.teacher, config=out.ckpt.distill_config, final=final,
+                                history=tuple(_history(out.ckpt_path))),
+        artifacts=tuple(out.artifacts),
         # Every requested target, deployed or withheld, with each int8 quantization attempt.
-        "export_attempts": export_attempts(deployment.targets),
-        "benchmarks": [b.to_dict() for b in benchmarks],
-        "predicted_vs_measured": pvm,
-        "latency_note": note,
-        "verdict": verdict,
-        "compression": compression_summary(spec, final),
-        "environment": versions(),
-        "stages": {k: round(v, 2) for k, v in cache.timings.items()},
-        "resumed_stages": cache.skipped,
-        "wall_s": round(wall_s, 2),
-    }
+        export_attempts=tuple(AttemptRow(**row) for row in export_attempts(deployment.targets)),
+        benchmarks=tuple(out.benchmarks),
+        predicted_vs_measured=pvm,
+        latency_note=note,
+        verdict=verdict,
+        compression=compression_summary(spec, final),
+        environment=versions(),
+        stages={k: round(v, 2) for k, v in cache.timings.items()},
+        resumed_stages=tuple(cache.skipped),
+        wall_s=round(wall_s, 2),
+    )

@@ -7,7 +7,6 @@ import pytest
 
 from edgecompress.artifacts import (
     BenchmarkResult,
-    BuildReport,
     Checkpoint,
     CostEstimate,
     DataRef,
@@ -19,6 +18,7 @@ from edgecompress.artifacts import (
     StudentSpec,
     atomic_write_text,
 )
+from edgecompress.build_report import BuildReport
 from edgecompress.errors import ConfigError
 
 PRE = Preprocessing(input_shape=(3, 32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -80,3 +80,21 @@ def test_atomic_write_leaves_no_partial(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         atomic_write_text(target, Boom("x"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spec_written_before_its_fields_were_typed_still_loads(tmp_path: Path) -> None:
+    """label / kept / select lived in ``extra``: an old spec.json loads into the typed fields."""
+    old = {"kind": "student_spec", "schema_version": 1, "family": "pruned-teacher", "arch": "keep0.5",
+           "input_shape": [3, 32, 32], "num_classes": 10, "width_mult": 1.0, "cost": None,
+           "extra": {"label": "keep0.5", "kept": {"stem": 8}, "probe": 3,
+                     "select": {"device": "pixel7", "criterion": "c", "precision": "int8", "budget": {"latency_budget_ms": 1.0},
+                                "predicted_latency_ms": 0.5, "peak_ram_mb": 2.0, "size_mb": 0.1, "latency_source": "priors",
+                                "candidates": 4, "fitting": 2, "teacher": {"macs": 100, "params": 10, "source": "graph"}}}}
+    (tmp_path / "spec.json").write_text(json.dumps(old))
+    spec = StudentSpec.load(tmp_path / "spec.json")
+    assert spec.label == "keep0.5" and spec.kept == {"stem": 8} and spec.extra == {"probe": 3}
+    assert spec.selection is not None and spec.selection.teacher is not None and spec.selection.teacher.macs == 100
+    assert StudentSpec.from_json(spec.to_json()) == spec
+    old["extra"]["kept"] = {"stem": "eight"}
+    with pytest.raises(ConfigError, match=r"extra\.kept\.stem: expected an integer"):
+        StudentSpec.from_dict(old)

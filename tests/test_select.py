@@ -30,7 +30,8 @@ def test_selects_within_budget_and_fills_cost(pixel7) -> None:
     assert spec.cost.predicted_latency_ms <= pixel7.budgets.latency_budget_ms
     assert spec.cost.size_bytes[spec.cost.precision] <= pixel7.budgets.model_size_budget_mb * 1024 * 1024
     assert spec.family == "mobilenet"  # first family in the default preference order
-    assert spec.extra["select"]["latency_source"] == "priors"
+    assert spec.selection is not None and spec.selection.latency_source.startswith("priors; budget checked on the point prediction")
+    assert spec.selection.latency_upper_ms is None
     again = StudentSpec.from_json(spec.to_json())
     assert again == spec
     model = create_student(again)

@@ -177,3 +177,28 @@ def test_shipped_demo_teacher_matches_its_cache_key_and_record() -> None:
     model, _ = loaded
     assert sum(p.numel() for p in model.parameters()) == info["params"]
     assert info["test_acc"] > 0.9
+
+
+def test_any_pt2_can_declare_its_eager_twin(tmp_path: Path) -> None:
+    """Nothing about the demo teacher is special to the loader: a user's .pt2 with a sidecar
+    naming a registered builder gets its own module (original layer names) for pruning."""
+    from edgecompress.distill import eager_twin
+
+    m = _model()
+    pt2 = tmp_path / "mine.pt2"
+    pt2.write_bytes(export_teacher(m, SHAPE))
+    torch.save(m.state_dict(), tmp_path / "mine.state_dict.pt")
+    assert load_teacher(pt2).module is not None and not isinstance(load_teacher(pt2).module, DemoTeacher)  # lifted
+    eager_twin.register_builder("test-tiny-demo", "tests.test_teacher_load:_model")
+    try:
+        eager_twin.write_sidecar(pt2, "test-tiny-demo", {}, tmp_path / "mine.state_dict.pt")
+        teacher = load_teacher(pt2)
+        assert isinstance(teacher.module, DemoTeacher)
+        x = torch.randn(2, *SHAPE)
+        torch.testing.assert_close(teacher(x).logits, teacher.module(x), atol=1e-5, rtol=1e-5)
+        # A sidecar naming a builder nobody registered: one line, no import of anything it names.
+        eager_twin.write_sidecar(pt2, "os:system", {}, tmp_path / "mine.state_dict.pt")
+        with pytest.raises(TeacherError, match=r"mine\.eager\.json: builder 'os:system' is not registered"):
+            load_teacher(pt2)
+    finally:
+        eager_twin._BUILDERS.pop("test-tiny-demo")

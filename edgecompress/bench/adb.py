@@ -10,7 +10,6 @@ the tests drive this runner through an ``adb`` test double (tests/fakes/adb).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import secrets
 import shlex
@@ -22,26 +21,18 @@ from typing import Any
 
 from edgecompress.artifacts import DeviceState, LatencyStats, SustainedStats, WindowStats
 from edgecompress.bench.proc import CommandError, Completed, is_transient, run_command, tail, with_retries
-from edgecompress.bench.runner import (
-    BenchRunError,
-    Measurement,
-    Runner,
-    RunRequest,
-    launch_script,
-    stop_and_remove_script,
-)
+from edgecompress.bench.remote import RemoteSession
+from edgecompress.bench.runner import BenchRunError, Measurement, Runner, RunRequest
 from edgecompress.bench.tflite_output import parse_benchmark_model_output
 from edgecompress.bench.thermal import ADB_STATE_SCRIPT, parse_sysfs_dump
 from edgecompress.errors import BenchError, DeviceError
-
-log = logging.getLogger(__name__)
 
 SHORT_TIMEOUT_S = 120.0  # pushes of a model or the binary over USB
 DEFAULT_DEVICE_BINARY = "/data/local/tmp/benchmark_model"
 _PROPS = ("ro.product.model", "ro.soc.model", "ro.build.version.release", "ro.product.cpu.abi")
 
 
-class AdbRunner(Runner):
+class AdbRunner(RemoteSession, Runner):
     """``serial`` picks the device (else $ANDROID_SERIAL, else adb's only device)."""
 
     kind = "adb"
@@ -72,8 +63,6 @@ class AdbRunner(Runner):
         self.use_xnnpack, self.use_gpu, self.use_nnapi = use_xnnpack, use_gpu, use_nnapi
         self.cpu_mask = cpu_mask  # overrides the profile's mask (None: use the profile's)
         self.adb = adb
-        self._workdir: str | None = None
-        self._live_pid = False
 
     @property
     def target(self) -> str:
@@ -113,38 +102,25 @@ class AdbRunner(Runner):
         if state != "device":
             raise DeviceError(f"{self.label}: device state is {state!r} (expected 'device'; authorize USB debugging on the phone)")
 
-    def _ensure_workdir(self) -> str:
-        if self._workdir is None:
-            workdir = f"{self.remote_dir}/run-{secrets.token_hex(4)}"
-            self.shell(shlex.join(["mkdir", "-p", workdir]), what=f"create {workdir}")
-            self._workdir = workdir
-        return self._workdir
+    # ------------------------------------------------------------------ transport (bench/remote.py)
 
-    def push(self, local: Path, name: str) -> str:
-        remote = f"{self._ensure_workdir()}/{name}"
-        self._adb("push", str(local), remote, what=f"push {Path(local).name}")
-        return remote
+    def make_workdir(self) -> str:
+        workdir = f"{self.remote_dir}/run-{secrets.token_hex(4)}"
+        self.shell(shlex.join(["mkdir", "-p", workdir]), what=f"create {workdir}")
+        return workdir
 
-    def run(self, argv: list[str], *, timeout_s: float, on_line: Callable[[str], None] | None = None) -> Completed:
-        workdir = self._ensure_workdir()
-        self._live_pid = True
-        done = run_command(self.adb_argv("shell", launch_script(workdir, argv)), timeout_s=timeout_s, on_line=on_line)
-        self._live_pid = done.timed_out
-        return done
+    def copy_to(self, local: Path, remote: str) -> None:
+        self._adb("push", str(local), remote, what=f"push {local.name}")
+
+    def exec_script(self, script: str, *, what: str, timeout_s: float) -> Completed:
+        return self.shell(script, what=what, timeout_s=timeout_s)
+
+    def launch(self, script: str, *, timeout_s: float, on_line: Callable[[str], None] | None) -> Completed:
+        return run_command(self.adb_argv("shell", script), timeout_s=timeout_s, on_line=on_line)
 
     def pull(self, remote: str, local: Path) -> Path:
         self._adb("pull", remote, str(local), what=f"pull {remote}")
         return Path(local)
-
-    def cleanup(self) -> None:
-        if self._workdir is None:
-            return
-        try:
-            self.shell(stop_and_remove_script(self._workdir, stop=self._live_pid), what=f"remove {self._workdir}", timeout_s=60.0)
-            self._workdir = None
-            self._live_pid = False
-        except BenchError as exc:
-            log.warning("could not remove %s on %s: %s", self._workdir, self.target, exc)
 
     # ------------------------------------------------------------------ benchmark_model
 

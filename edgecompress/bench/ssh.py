@@ -13,7 +13,6 @@ arguments with spaces or quotes reach the board as they are.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import shutil
@@ -24,17 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.bench.proc import CommandError, Completed, is_transient, run_command, tail, with_retries
-from edgecompress.bench.runner import PythonScriptRunner, launch_script, stop_and_remove_script
+from edgecompress.bench.remote import RemoteSession
+from edgecompress.bench.runner import PythonScriptRunner
 from edgecompress.errors import BenchError, DeviceError
 
 CONNECT_TIMEOUT_S = 5  # the build's up-front reachability probe (runners.py: probe)
 
-log = logging.getLogger(__name__)
-
 SHORT_TIMEOUT_S = 60.0  # mkdir, copy of a small model, cleanup
 
 
-class SshRunner(PythonScriptRunner):
+class SshRunner(RemoteSession, PythonScriptRunner):
     """Reach ``host`` (``user@host``, an alias, or ``ssh://user@host:port``) with ssh."""
 
     kind = "ssh"
@@ -67,8 +65,6 @@ class SshRunner(PythonScriptRunner):
         self.control_persist_s = control_persist_s
         self.ssh = ssh
         self._control_dir: Path | None = None
-        self._workdir: str | None = None
-        self._live_pid = False
         self._finalizer: weakref.finalize | None = None
 
     @property
@@ -168,31 +164,29 @@ class SshRunner(PythonScriptRunner):
         except CommandError as exc:
             raise DeviceError(str(exc)) from None
 
-    def _ensure_workdir(self) -> str:
-        if self._workdir is None:
-            template = f"{self.remote_dir.rstrip('/') or ''}/edgecompress.XXXXXXXX"
-            done = self._ssh(shlex.join(["mktemp", "-d", template]), what=f"create a folder in {self.remote_dir}")
-            self._workdir = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-            if not self._workdir.startswith("/"):
-                raise BenchError(f"{self.label}: mktemp printed {done.stdout!r}, expected a folder path")
-        return self._workdir
+    # ------------------------------------------------------------------ transport (bench/remote.py)
 
-    def push(self, local: Path, name: str) -> str:
-        remote = f"{self._ensure_workdir()}/{name}"
+    def make_workdir(self) -> str:
+        template = f"{self.remote_dir.rstrip('/') or ''}/edgecompress.XXXXXXXX"
+        done = self._ssh(shlex.join(["mktemp", "-d", template]), what=f"create a folder in {self.remote_dir}")
+        workdir = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        if not workdir.startswith("/"):
+            raise BenchError(f"{self.label}: mktemp printed {done.stdout!r}, expected a folder path")
+        return workdir
+
+    def copy_to(self, local: Path, remote: str) -> None:
         # `cat >` over the master connection: no scp/sftp subsystem needed on the board.
-        self._ssh(f"cat > {shlex.quote(remote)}", what=f"copy {Path(local).name}", stdin_path=Path(local))
-        return remote
+        self._ssh(f"cat > {shlex.quote(remote)}", what=f"copy {local.name}", stdin_path=local)
 
-    def run(self, argv: list[str], *, timeout_s: float, on_line: Callable[[str], None] | None = None) -> Completed:
-        workdir = self._ensure_workdir()
+    def exec_script(self, script: str, *, what: str, timeout_s: float) -> Completed:
+        return self._ssh(shlex.join(["sh", "-c", script]), what=what, timeout_s=timeout_s)
+
+    def launch(self, script: str, *, timeout_s: float, on_line: Callable[[str], None] | None) -> Completed:
         # sh -c whatever the login shell is; the pid file lets cleanup() stop a run we abandoned.
-        remote = shlex.join(["sh", "-c", launch_script(workdir, argv)])
+        remote = shlex.join(["sh", "-c", script])
 
         def once() -> Completed:
-            self._live_pid = True
             done = run_command([*self.ssh_argv("-o", "ControlMaster=no"), self.host, "--", remote], timeout_s=timeout_s, on_line=on_line)
-            if not done.timed_out:
-                self._live_pid = False
             if done.returncode == 255 and "@@edgecompress" not in done.stdout:
                 raise self._classify(done, "run the benchmark")
             return done
@@ -205,18 +199,6 @@ class SshRunner(PythonScriptRunner):
     def pull(self, remote: str, local: Path) -> Path:
         self._ssh(f"cat {shlex.quote(remote)}", what=f"copy back {remote}", stdout_path=Path(local))
         return Path(local)
-
-    def cleanup(self) -> None:
-        if self._workdir is None:
-            return
-        script = stop_and_remove_script(self._workdir, stop=self._live_pid)
-        try:
-            self._ssh(shlex.join(["sh", "-c", script]), what=f"remove {self._workdir}")
-            self._workdir = None
-            self._live_pid = False
-        except BenchError as exc:
-            # Cleanup must not hide the error that brought us here; say what was left behind.
-            log.warning("could not remove %s on %s: %s", self._workdir, self.target, exc)
 
     def close(self) -> None:
         if self._finalizer is not None:

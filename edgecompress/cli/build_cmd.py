@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgecompress.cli.teacher_options import gather, teacher_file_options, teacher_options
 from edgecompress.methods import METHODS
+
+if TYPE_CHECKING:
+    from edgecompress.build_report import BuildSummary, Compression
 
 
 def parse_loss_weights(values: tuple[str, ...]) -> dict[str, float] | None:
@@ -92,70 +94,75 @@ def build(config_file: str | None, force: bool, quiet: bool, as_json: bool, **op
     if as_json:
         click.echo(report.to_json())
         return
-    summary = json.loads((Path(report.report_html).parent / "summary.json").read_text())
-    click.echo(_one_screen(summary, report.report_html))
+    assert report.summary is not None  # a fresh build always carries its summary
+    click.echo(one_screen(report.summary, report.report_html))
 
 
-def _x(v: Any) -> str:
+def _x(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}x"
 
 
-def _compression_lines(c: dict[str, Any] | None) -> list[str]:
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _compression_lines(c: Compression | None) -> list[str]:
     if not c:
         return []
-    t, st = c["teacher"], c["student"]
-    delta = c.get("acc_delta_pt")
+    t, st = c.teacher, c.student
+    delta = c.acc_delta_pt
     return [
-        f"compress   {_x(c['macs_x'])} fewer MACs than the teacher (target {_x(c.get('target_x'))}: "
-        f"{t['macs'] / 1e6:.1f} M -> {st['macs'] / 1e6:.2f} M), {_x(c['params_x'])} params, "
-        f"{_x(c['size_x'])} file size, {_x(c['latency_x'])} predicted latency",
-        f"accuracy   student {100 * (st['test_acc'] or 0):.1f}% vs teacher {100 * (t['test_acc'] or 0):.1f}%"
+        f"compress   {_x(c.macs_x)} fewer MACs than the teacher (target {_x(c.target_x)}: "
+        f"{t.macs / 1e6:.1f} M -> {st.macs / 1e6:.2f} M), {_x(c.params_x)} params, "
+        f"{_x(c.size_x)} file size, {_x(c.latency_x)} predicted latency",
+        f"accuracy   student {100 * (st.test_acc or 0):.1f}% vs teacher {100 * (t.test_acc or 0):.1f}%"
         + ("" if delta is None else f" ({delta:+.1f} pt)"),
     ]
 
 
-def _one_screen(s: dict[str, Any], html: str) -> str:
+def _mark(ok: bool | None) -> str:
+    return {True: "ok", False: "OVER BUDGET", None: "not measured"}[ok]
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def one_screen(s: BuildSummary, html: str) -> str:
     """The few numbers a person wants first; everything else is in the report."""
-    v, tr, b = s["verdict"], s["training"]["final"], s["profile"]["budgets"]
-    chosen = s["selection"]["chosen"]
-
-    def pct(x: Any) -> str:
-        return "-" if x is None else f"{100 * x:.1f}%"
-
-    def mark(ok: Any) -> str:
-        return {True: "ok", False: "OVER BUDGET", None: "not measured"}[ok]
-
+    v, tr, b = s.verdict, s.training.final, s.profile.budgets
+    chosen = s.selection.chosen
     lines = [
-        f"student    {chosen['family']} {chosen.get('extra', {}).get('label', chosen['arch'])}: "
-        f"test accuracy {pct(tr.get('test_acc'))} (teacher {pct(tr.get('teacher_test_acc'))}, agreement {pct(tr.get('test_agreement'))})",
-        *_compression_lines(s.get("compression")),
-        f"deployed   {Path(v['deployed_artifact'] or '-').name}, {v['size_mb']:.3f} MB (budget {b['model_size_budget_mb']:g}) {mark(v['size_ok'])}",
-        *([f"why        {v['deployed_reason']}"] if v.get("deployed_reason") else []),
-        f"latency    {v['latency_ms']:.3f} ms (budget {b['latency_budget_ms']:g}) {mark(v['latency_ok'])} - {v['latency_source']}",
-        f"peak RAM   {v['peak_ram_mb']:.2f} MB (budget {b['peak_ram_budget_mb']:g}) {mark(v['ram_ok'])} - {v['peak_ram_source']}",
+        f"student    {chosen.family} {chosen.display}: test accuracy {_pct(tr.get('test_acc'))} "
+        f"(teacher {_pct(tr.get('teacher_test_acc'))}, agreement {_pct(tr.get('test_agreement'))})",
+        *_compression_lines(s.compression),
+        f"deployed   {Path(v.deployed_artifact or '-').name}, {_num(v.size_mb, '.3f')} MB "
+        f"(budget {b.model_size_budget_mb:g}) {_mark(v.size_ok)}",
+        *([f"why        {v.deployed_reason}"] if v.deployed_reason else []),
+        f"latency    {_num(v.latency_ms, '.3f')} ms (budget {b.latency_budget_ms:g}) {_mark(v.latency_ok)} - {v.latency_source}",
+        f"peak RAM   {_num(v.peak_ram_mb, '.2f')} MB (budget {b.peak_ram_budget_mb:g}) {_mark(v.ram_ok)} - {v.peak_ram_source}",
     ]
-    for a in s["artifacts"]:
-        p = a.get("parity") or {}
+    for a in s.artifacts:
+        p = a.parity
         lines.append(
-            f"parity     {Path(a['path']).name}: top-1 agreement {pct(p.get('top1_agreement'))}, "
-            f"accuracy {p.get('acc_delta_pt', 0):+.2f} pt vs PyTorch ({'passed' if p.get('passed') else 'FAILED'})"
+            f"parity     {Path(a.path).name}: top-1 agreement {_pct(p and p.top1_agreement)}, "
+            f"accuracy {p.acc_delta_pt if p else 0:+.2f} pt vs PyTorch ({'passed' if p and p.passed else 'FAILED'})"
         )
-    for r in s["benchmarks"]:
-        dp = r.get("device_parity")
+    for r in s.benchmarks:
+        dp = r.device_parity
         if dp:  # the gate re-run on the board's own kernels (build --host)
             lines.append(
-                f"parity     {Path(r['artifact']).name} on {r['device']}{' (emulated cpu)' if r.get('emulated') else ''}: "
-                f"top-1 agreement {pct(dp['top1_agreement'])}, accuracy {dp['acc_delta_pt']:+.2f} pt vs PyTorch "
-                f"({'passed' if dp['passed'] else 'FAILED'})"
+                f"parity     {Path(r.artifact).name} on {r.device}{' (emulated cpu)' if r.emulated else ''}: "
+                f"top-1 agreement {_pct(dp.top1_agreement)}, accuracy {dp.acc_delta_pt:+.2f} pt vs PyTorch "
+                f"({'passed' if dp.passed else 'FAILED'})"
             )
-    for r in s["benchmarks"]:
-        lat = r["latency"]
+    for r in s.benchmarks:
         lines.append(
-            f"measured   {Path(r['artifact']).name} on {r['device']} ({r['runner']}, {r['runtime']}): "
-            f"p50 {lat['p50_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms"
-            + (" - emulated: latency is not a device latency" if r.get("emulated") else "")
+            f"measured   {Path(r.artifact).name} on {r.device} ({r.runner}, {r.runtime}): "
+            f"p50 {r.latency.p50_ms:.3f} ms, p90 {r.latency.p90_ms:.3f} ms"
+            + (" - emulated: latency is not a device latency" if r.emulated else "")
         )
-    resumed = s.get("resumed_stages") or []
-    lines.append(f"time       {s['wall_s']:.0f} s" + (f" (resumed: {', '.join(resumed)})" if resumed else ""))
+    resumed = s.resumed_stages
+    lines.append(f"time       {s.wall_s:.0f} s" + (f" (resumed: {', '.join(resumed)})" if resumed else ""))
     lines.append(f"report     {html}  (numbers: summary.json)")
     return "\n".join(lines)

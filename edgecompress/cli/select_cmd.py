@@ -80,7 +80,7 @@ def select(device: str, input_shape: str, classes: int, latency_ms: float | None
         spec.save(output)
     rows = [c.row() for c in sel.candidates]
     if as_json:
-        click.echo(json.dumps({"device": profile.name, "budget": spec.extra["select"]["budget"],
+        click.echo(json.dumps({"device": profile.name, "budget": spec.selection.budget if spec.selection else None,
                                "latency_source": sel.latency_source, "candidates": rows, "choice": spec.to_dict()}, indent=2))
         return
     b = sel.budget

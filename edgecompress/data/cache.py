@@ -7,7 +7,6 @@ generated set is never copied into memory as a whole.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgecompress.artifacts import atomic_write_bytes
+from edgecompress.serde import fingerprint
 
 
 def cache_root() -> Path:
@@ -25,8 +25,7 @@ def cache_root() -> Path:
 
 
 def cache_key(params: dict[str, Any]) -> str:
-    blob = json.dumps(params, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return fingerprint(params)
 
 
 def cached_arrays(

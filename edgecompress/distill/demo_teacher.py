@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecompress.artifacts import atomic_write_bytes, atomic_write_text
+from edgecompress.distill.eager_twin import sidecar_path, write_sidecar
 from edgecompress.distill.streams import stack_dataset
 
 TEACHER_VERSION = 2
@@ -231,6 +232,8 @@ def demo_teacher(
     recipe's number of optimizer steps (tests use a few)."""
     paths = demo_teacher_paths(dataset, seed=seed, steps=steps)
     if not force and all(p.is_file() for p in paths.values()):
+        if not sidecar_path(paths["pt2"]).is_file():  # cached before twins were declared
+            _write_twin(paths, json.loads(paths["info"].read_text()))
         return paths["pt2"]
     import io
 
@@ -241,9 +244,17 @@ def demo_teacher(
     torch.save(model.state_dict(), buf)
     atomic_write_bytes(paths["state_dict"], buf.getvalue())
     atomic_write_bytes(paths["pt2"], export_teacher(model, shape))  # type: ignore[arg-type]
+    _write_twin(paths, info)
     # The info file is written last: a cache entry without it is incomplete and retrained.
     atomic_write_text(paths["info"], json.dumps(info, indent=2) + "\n")
     return paths["pt2"]
+
+
+def _write_twin(paths: dict[str, Path], info: dict[str, Any]) -> None:
+    """Declare the eager module behind the ``.pt2`` (distill/eager_twin.py): pruning and the
+    alignment layers then see the teacher's own module names."""
+    kwargs = {"dataset": info["dataset"], "in_channels": info["input_shape"][0], "num_classes": info["num_classes"]}
+    write_sidecar(paths["pt2"], "demo-teacher", kwargs, paths["state_dict"])
 
 
 def shipped_paths(stem: str) -> tuple[Path, Path]:
@@ -281,21 +292,4 @@ def demo_teacher_module(dataset: str = "shapes", *, seed: int = 0, steps: int | 
     paths = demo_teacher_paths(dataset, seed=seed, steps=steps)
     model = build_demo_teacher(dataset, info["input_shape"][0], info["num_classes"])
     model.load_state_dict(torch.load(paths["state_dict"], map_location="cpu", weights_only=True))
-    return model.eval()
-
-
-def eager_twin(pt2_path: Path) -> DemoTeacher | None:
-    """The eager DemoTeacher behind a cached demo ``.pt2`` (same weights), or None for any other
-    file. An exported program's module cannot be put in eval mode or traced again, and
-    channel pruning (the ``pruned-teacher`` student family) needs a real nn.Module."""
-    stem = pt2_path.name.removesuffix(".pt2")
-    info_path, sd_path = pt2_path.with_name(f"{stem}.json"), pt2_path.with_name(f"{stem}.state_dict.pt")
-    if not (stem.startswith("demo-") and info_path.is_file() and sd_path.is_file()):
-        return None
-    try:
-        info = json.loads(info_path.read_text())
-        model = build_demo_teacher(info["dataset"], info["input_shape"][0], info["num_classes"])
-        model.load_state_dict(torch.load(sd_path, map_location="cpu", weights_only=True))
-    except (OSError, ValueError, KeyError, RuntimeError):
-        return None
     return model.eval()

@@ -6,14 +6,13 @@ Kept apart from :mod:`trainer` so that the loop there reads as the algorithm onl
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from edgecompress import serde
 from edgecompress.artifacts import StudentSpec
 from edgecompress.distill import distributed as D
 from edgecompress.distill.config import DistillConfig, Optimizer
@@ -125,12 +124,8 @@ def build_run(teacher: Teacher | None, student: nn.Module, cfg: DistillConfig, p
 
 def fingerprint(cfg: DistillConfig, spec: StudentSpec, task: Any, dist: D.DistInfo) -> str:
     ref = getattr(task, "data_ref", None)
-    blob = json.dumps(
-        {"cfg": cfg.to_dict(), "spec": spec.to_dict(), "data": ref.to_dict() if ref is not None else None, "world": dist.world},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    data = ref.to_dict() if ref is not None else None
+    return serde.fingerprint({"cfg": cfg.to_dict(), "spec": spec.to_dict(), "data": data, "world": dist.world})
 
 
 def make_streams(task: Any, cfg: DistillConfig, dist: D.DistInfo) -> Streams:

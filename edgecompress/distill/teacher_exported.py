@@ -18,6 +18,7 @@ import torch
 from torch import fx, nn
 from torch.utils import _pytree as pytree
 
+from edgecompress.distill.eager_twin import eager_twin
 from edgecompress.distill.pt2_lift import LiftError, lift_exported, outputs_match, select_outputs
 from edgecompress.distill.teacher import Teacher, TeacherOutput, one_line
 from edgecompress.distill.teacher_outputs import named_outputs
@@ -66,8 +67,6 @@ class ExportedTeacher(Teacher):
         n_out = len(pytree.tree_leaves(out_node.args[0]))
         self._out_spec = ep.call_spec.out_spec
         self._out_names = [n for n, _ in named_outputs(pytree.tree_unflatten(list(range(n_out)), self._out_spec))]
-        from edgecompress.distill.demo_teacher import eager_twin
-
         self._eager = eager_twin(path)
         self._lifted: fx.GraphModule | None = None
         self._names: dict[str, str] = {}
@@ -89,8 +88,9 @@ class ExportedTeacher(Teacher):
 
     @property
     def module(self) -> nn.Module | None:
-        """An eager view that can be channel-pruned: the demo teacher's own module, else the
-        lifted program returning the logits; None (with :attr:`lift_note`) when not liftable."""
+        """An eager view that can be channel-pruned: the eager twin the ``.pt2`` declares
+        (distill/eager_twin.py), else the lifted program returning the logits; None (with
+        :attr:`lift_note`) when not liftable."""
         if self._eager is not None:
             return self._eager
         if self._lifted is None:

@@ -118,7 +118,7 @@ def _pruned_space(input_shape: tuple[int, int, int], teacher: nn.Module | None) 
 def _kept(spec: StudentSpec, teacher: nn.Module) -> dict[str, int]:
     from edgecompress.students.pruning import uniform_keep
 
-    kept = spec.extra.get("kept")
+    kept = spec.kept
     if kept is None:
         try:
             ratio = float(spec.arch.removeprefix("keep"))
@@ -126,7 +126,7 @@ def _kept(spec: StudentSpec, teacher: nn.Module) -> dict[str, int]:
             raise ConfigError(f"spec.arch: {spec.arch!r} for pruned-teacher must be 'keep<ratio>', e.g. keep0.5") from None
         kept = uniform_keep(teacher, spec.input_shape, ratio)
     if not isinstance(kept, dict) or not all(isinstance(v, int) for v in kept.values()):
-        raise ConfigError("spec.extra.kept: must map group names to integer channel counts")
+        raise ConfigError("spec.kept: must map group names to integer channel counts")
     return kept
 
 
@@ -153,5 +153,5 @@ def _pruned_skeleton(spec: StudentSpec, teacher: nn.Module | None = None) -> nn.
 @register_student("pruned-teacher", search_space=_pruned_space, needs_teacher=True, skeleton=_pruned_skeleton,
                   label=lambda arch, _width: arch)
 def pruned_teacher(spec: StudentSpec, teacher: nn.Module | None = None) -> nn.Module:
-    """The teacher, channel-pruned per spec.extra['kept'] (or uniformly by the arch's keep ratio), weights inherited."""
+    """The teacher, channel-pruned per spec.kept (or uniformly by the arch's keep ratio), weights inherited."""
     return _prune(spec, teacher, weights=True)

@@ -267,7 +267,7 @@ class ChannelGraph:
         out: dict[int, torch.Tensor] = {}
         for key, k in kept.items():
             if key not in prunable:
-                raise ConfigError(f"pruned-teacher: spec.extra.kept has group {key!r} that this teacher does not have "
+                raise ConfigError(f"pruned-teacher: spec.kept has group {key!r} that this teacher does not have "
                                   f"(groups: {', '.join(prunable) or 'none'}); was the spec made for another teacher?")
             if not 1 <= k <= prunable[key]:
                 raise ConfigError(f"pruned-teacher: kept[{key!r}] = {k} must be in 1..{prunable[key]}")

@@ -20,9 +20,10 @@ def _registries() -> list[dict]:  # type: ignore[type-arg]
     loss_terms()
     registry.list_recipes()
     students.list_students()
+    import edgecompress.runners as runners
     import edgecompress.runtimes as runtimes
 
-    return [LOSSES, formats._FORMATS, registry._RECIPES, students._REGISTRY, runtimes._RUNTIMES]
+    return [LOSSES, formats._FORMATS, registry._RECIPES, students._REGISTRY, runtimes._RUNTIMES, runners._RUNNERS]
 
 
 @pytest.fixture()

@@ -10,7 +10,8 @@ An arch string is blocks joined by ``-``; each block is ``<type>_<opt>_<opt>...`
 Options: ``r`` repeats (the first repeat takes the stride), ``k`` kernel, ``s`` stride, ``e``
 expansion (ir only), ``c`` output channels (before the width multiplier), ``se`` adds
 squeeze-excite, ``a`` activation (relu, relu6, hs). The network is the blocks in order, then a
-global average pool and a linear classifier. Parsing is stdlib-only so ``select`` can cost
+global average pool and a linear classifier. Block types are registered (block_types.py: one
+definition gives the module and its costs). Parsing is stdlib-only so ``select`` can cost
 candidates without importing torch; ``blocknet.BlockNet`` builds the module.
 """
 
@@ -20,8 +21,8 @@ import dataclasses
 import re
 
 from edgecompress.errors import ConfigError
+from edgecompress.students.block_types import block_names
 
-BLOCK_TYPES = ("cn", "ds", "ir", "rb")
 ACTIVATIONS = ("relu", "relu6", "hs")  # keys of blocks.ACTIVATIONS (kept torch-free here)
 _OPT = re.compile(r"^(r|k|s|e|c|a)(.+)$")
 
@@ -52,8 +53,8 @@ class BlockArgs:
 def parse_block(text: str, where: str = "arch") -> BlockArgs:
     """Parse one block string; a bad token raises ConfigError naming it and what is allowed."""
     parts = text.strip().split("_")
-    if not parts or parts[0] not in BLOCK_TYPES:
-        raise ConfigError(f"{where}: block {text!r} must start with one of {', '.join(BLOCK_TYPES)}")
+    if not parts or parts[0] not in block_names():
+        raise ConfigError(f"{where}: block {text!r} must start with one of {', '.join(block_names())}")
     kw: dict[str, object] = {"type": parts[0]}
     for tok in parts[1:]:
         if tok == "se":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from edgecompress.students.arch import parse_arch, scale_channels
-from edgecompress.students.blocks import BasicBlock, ConvBnAct, DepthwiseSeparable, InvertedResidual
+from edgecompress.students.block_types import get_block
 
 
 class BlockNet(nn.Module):
@@ -20,15 +20,7 @@ class BlockNet(nn.Module):
             # The stem (first block) and a final 1x1 head are not thinned below 8 channels.
             cout = scale_channels(b.channels, width_mult)
             for i in range(b.repeats):
-                stride = b.stride if i == 0 else 1
-                if b.type == "cn":
-                    layers.append(ConvBnAct(cin, cout, b.kernel, stride, act=b.act))
-                elif b.type == "ds":
-                    layers.append(DepthwiseSeparable(cin, cout, b.kernel, stride, b.act, b.se))
-                elif b.type == "ir":
-                    layers.append(InvertedResidual(cin, cout, b.kernel, stride, b.expand, b.act, b.se))
-                else:
-                    layers.append(BasicBlock(cin, cout, b.kernel, stride, b.act, b.se))
+                layers.append(get_block(b.type).module(b, cin, cout, b.stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

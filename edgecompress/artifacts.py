@@ -162,6 +162,23 @@ class StudentSpec(Artifact):
     def display(self) -> str:
         return self.label or self.arch
 
+    def key_dict(self) -> dict[str, Any]:
+        """The spec as resume keys hash it: the typed fields folded back into ``extra`` the way
+        they were stored before they were typed, so run folders made earlier still resume."""
+        d = self.to_dict()
+        extra = dict(d.pop("extra"))
+        for key, field in _LEGACY_EXTRA.items():
+            value = d.pop(field)
+            if value is not None:
+                extra[key] = value
+        sel = extra.get("select")
+        if sel is not None:
+            sel = {k: v for k, v in sel.items() if not (k == "latency_upper_ms" and v is None)}
+            if sel.get("teacher") is None:  # written only with a teacher
+                sel = {k: v for k, v in sel.items() if k not in ("compress_target", "compression_x", "teacher")}
+            extra["select"] = sel
+        return {**d, "extra": extra}
+
 
 @dataclasses.dataclass(frozen=True)
 class Checkpoint(Artifact):
@@ -239,6 +256,9 @@ class ExportArtifact(Artifact):
     log: str | None = None
     # int8 only: every quantization attempt, in order, when the first one missed the gate.
     attempts: tuple[QuantAttempt, ...] = ()
+    # How the kept file was quantized (int8: calibration, weight bits and why, float layers, QAT
+    # parity); {} for float artifacts.
+    quant_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

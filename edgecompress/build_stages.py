@@ -85,7 +85,7 @@ def distill_stage(ctx: BuildContext, after: Stage[Any], spec: StudentSpec, progr
             shutil.rmtree(dist_dir)  # inputs changed: the old training state belongs to another run
         return distill(ctx.teacher, spec, ctx.task, ctx.dcfg, dist_dir, resume=resume, progress=progress)
 
-    key = {**after.key, "spec": spec.to_dict(), "distill": jsonable(ctx.dcfg)}
+    key = {**after.key, "spec": spec.key_dict(), "distill": jsonable(ctx.dcfg)}
     return Stage("distill", key, (ckpt_path,), run, lambda: Checkpoint.load(ckpt_path))
 
 

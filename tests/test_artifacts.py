@@ -89,12 +89,16 @@ def test_a_spec_written_before_its_fields_were_typed_still_loads(tmp_path: Path)
            "extra": {"label": "keep0.5", "kept": {"stem": 8}, "probe": 3,
                      "select": {"device": "pixel7", "criterion": "c", "precision": "int8", "budget": {"latency_budget_ms": 1.0},
                                 "predicted_latency_ms": 0.5, "peak_ram_mb": 2.0, "size_mb": 0.1, "latency_source": "priors",
-                                "candidates": 4, "fitting": 2, "teacher": {"macs": 100, "params": 10, "source": "graph"}}}}
+                                "candidates": 4, "fitting": 2, "compress_target": 8.0, "compression_x": 9.5,
+                                "teacher": {"macs": 100, "params": 10, "source": "graph", "size_bytes": None, "precision": None,
+                                            "predicted_latency_ms": None, "peak_ram_mb": None, "size_mb": None}}}}
     (tmp_path / "spec.json").write_text(json.dumps(old))
     spec = StudentSpec.load(tmp_path / "spec.json")
     assert spec.label == "keep0.5" and spec.kept == {"stem": 8} and spec.extra == {"probe": 3}
     assert spec.selection is not None and spec.selection.teacher is not None and spec.selection.teacher.macs == 100
     assert StudentSpec.from_json(spec.to_json()) == spec
+    # Resume keys hash the spec as it was stored then, so run folders made before still resume.
+    assert spec.key_dict() == old
     old["extra"]["kept"] = {"stem": "eight"}
     with pytest.raises(ConfigError, match=r"extra\.kept\.stem: expected an integer"):
         StudentSpec.from_dict(old)

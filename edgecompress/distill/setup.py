@@ -125,7 +125,7 @@ def build_run(teacher: Teacher | None, student: nn.Module, cfg: DistillConfig, p
 def fingerprint(cfg: DistillConfig, spec: StudentSpec, task: Any, dist: D.DistInfo) -> str:
     ref = getattr(task, "data_ref", None)
     data = ref.to_dict() if ref is not None else None
-    return serde.fingerprint({"cfg": cfg.to_dict(), "spec": spec.to_dict(), "data": data, "world": dist.world})
+    return serde.fingerprint({"cfg": cfg.to_dict(), "spec": spec.key_dict(), "data": data, "world": dist.world})
 
 
 def make_streams(task: Any, cfg: DistillConfig, dist: D.DistInfo) -> Streams:

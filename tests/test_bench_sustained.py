@@ -39,7 +39,7 @@ def test_sustained_run_reports_latency_over_time(tiny_onnx: Path, tmp_path: Path
     # The build report shows a sustained run as a table and a latency-over-time plot.
     from edgecompress.report.html import _section_sustained
 
-    html = _section_sustained([r.to_dict()])
+    html = _section_sustained([r])
     assert "<h3>Sustained latency</h3>" in html and "alt='sustained latency over time'" in html
 
 

@@ -36,7 +36,8 @@ def _summary() -> BuildSummary:
     art = ExportArtifact(path="x/model_full_int8.tflite", format="tflite", precision="full-int8", size_bytes=20480, sha256="ab" * 32, op_counts={},
                          input=InputSpec(name="x", shape=(1, 32, 32, 3), dtype="int8", layout="NHWC", preprocessing=pre), parity=parity)
     row = {"family": "mobile", "label": "ir_r1_k3_s1_e1_c16", "arch": "ir_r1_k3_s1_e1_c16", "width_mult": 1.0, "macs": 2_000_000, "params": 10_000,
-           "precision": "int8", "latency_ms": 0.4, "peak_ram_mb": 1.0, "size_mb": 0.1, "fits": True, "chosen": True}
+           "precision": "int8", "latency_ms": 0.4, "peak_ram_mb": 1.0, "size_mb": 0.1, "fits": True, "chosen": True,
+           "latency_upper_ms": 0.44}
     over = {**row, "family": "resnet", "label": "bb_r2_c64", "arch": "bb_r2_c64", "macs": 90_000_000, "latency_ms": 3.0, "fits": False, "over": ("latency",), "chosen": False}
     return BuildSummary(
         headline="test headline", config={}, profile=prof,
@@ -57,6 +58,7 @@ def test_report_renders_all_sections(tmp_path: Path) -> None:
     summary = _summary()
     html_path = render_report(summary, tmp_path)
     page = html_path.read_text()
+    assert "0.4 (≤ 0.44)" in page  # the interval's upper end the budget was checked on
     for section in ("Device profile: pixel7", "Student selection", "Distillation", "Parity against PyTorch", "Measured latency", "Predicted vs measured", "Environment"):
         assert section in page, section
     # plots are embedded, not linked

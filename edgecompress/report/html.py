@@ -104,7 +104,7 @@ def _section_selection(s: BuildSummary) -> str:
     sel = s.selection
     cands = sel.candidates
     shown = _shortlist(cands)
-    headers = ["family", "student", "MMACs", "× fewer than teacher", "params", "pred. latency ms", "peak RAM MB", "size MB", "fits"]
+    headers = ["family", "student", "MMACs", "× fewer than teacher", "params", "pred. latency ms (90% upper)", "peak RAM MB", "size MB", "fits"]
     rows = [
         [
             _e(c.family),
@@ -112,7 +112,7 @@ def _section_selection(s: BuildSummary) -> str:
             _fmt(c.macs / 1e6),
             "–" if c.compression_x is None else f"{c.compression_x:.3g}×",
             _fmt(c.params),
-            _fmt(c.latency_ms),
+            _fmt(c.latency_ms) + ("" if c.latency_upper_ms is None else f" (≤ {_fmt(c.latency_upper_ms)})"),
             _fmt(c.peak_ram_mb),
             _fmt(c.size_mb),
             "yes" if c.fits else "no: " + ", ".join(c.over),

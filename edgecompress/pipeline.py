@@ -194,7 +194,7 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     from edgecompress.summary import deployed_target
 
     formats, precisions = export_plan(profile)
-    ecfg = ExportConfig(formats=tuple(formats), precisions=tuple(precisions), fail_on_miss=False)
+    ecfg = ExportConfig(formats=tuple(formats), precisions=tuple(precisions), fail_on_miss=False, qat=cfg.qat)
     exp = export_stage(ctx, dist, ckpt, ecfg, progress=not quiet)
     artifacts = cache.execute(exp)
     exp_dir = exp.outputs[0].parent

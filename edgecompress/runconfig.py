@@ -88,6 +88,9 @@ class RunConfig:
     # A precision the deployed artifact must have ("int8"): a miss fails the build instead of
     # deploying the smallest artifact that passed the parity gate. None: deploy the best one.
     require: str | None = None
+    # int8 from a quantization-aware fine-tune of the student (export/qat.py) instead of PTQ
+    # first; without it QAT is only the accuracy-aware export's last resort.
+    qat: bool = False
 
     @property
     def is_demo(self) -> bool:

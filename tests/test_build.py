@@ -138,3 +138,25 @@ def test_build_bad_run_config(tmp_path: Path) -> None:
     out = tmp_path / "run"
     res = CliRunner().invoke(cli, ["build", "--config", str(cfg), "--out", str(out)])
     _fails_before_training(res, out, "labeled_fraction")
+
+
+@pytest.mark.slow
+def test_build_qat_builds_int8_from_the_fine_tune_and_is_part_of_the_export_key(tmp_path: Path, teacher: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (builtin_profiles_dir() / "host.toml").read_text().replace('name = "host"', 'name = "ci-host8"')
+    (profiles / "ci-host8.toml").write_text(text.replace("latency_budget_ms = 0.5", "latency_budget_ms = 5.0"))
+    out = tmp_path / "run"
+    args = [a if a != "ci-host" else "ci-host8" for a in _args(profiles, teacher, out)]
+    res = CliRunner().invoke(cli, [*args, "--qat"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    int8 = [a for a in summary["export_attempts"] if a["precision"] == "int8"]
+    assert int8 and int8[0]["step"] == "qat"  # no PTQ attempt first
+    assert json.loads((out / "run_config.json").read_text())["qat"] is True
+    # Without --qat the export (and what follows) runs again; selection and training resume.
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_stages"] == ["select", "distill"]
+    assert [a["step"] for a in summary["export_attempts"] if a["precision"] == "int8"][0] != "qat"

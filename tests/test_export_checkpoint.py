@@ -53,6 +53,16 @@ def test_export_from_checkpoint_path(digits_ckpt: Path, tmp_path: Path) -> None:
     assert art.checkpoint_sha256 == Checkpoint.load(digits_ckpt).sha256
 
 
+def test_cli_export_qat_builds_int8_from_the_fine_tune(digits_ckpt: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["export", "--checkpoint", str(digits_ckpt), "--format", "onnx", "--precision", "int8",
+                                   "--out", str(tmp_path), "--parity-samples", "64", "--calibration-size", "32", "--qat",
+                                   "--keep-failing", "--json"])
+    assert res.exit_code == 0, res.output
+    (art,) = [ExportArtifact.from_dict(d) for d in json.loads(res.stdout)]
+    assert [a.step for a in art.attempts] == ["qat"] and art.quant_settings["qat_steps"] == 60
+    assert art.quant_settings["qat_parity_images"] == 64 and "qat_model_agreement" in art.quant_settings
+
+
 def test_cli_export_json(digits_ckpt: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["export", "--checkpoint", str(digits_ckpt), "--format", "onnx", "--precision", "fp32,fp16",
                                    "--out", str(tmp_path), "--parity-samples", "64", "--calibration-size", "32", "--json"])

@@ -34,7 +34,8 @@ def _summary() -> BuildSummary:
     pre = Preprocessing(input_shape=(3, 32, 32), mean=(0.5,) * 3, std=(0.25,) * 3)
     parity = ParityReport(n_samples=200, top1_agreement=0.995, acc_reference=0.9, acc_artifact=0.9, acc_delta_pt=0.0, max_abs_diff=None, passed=True)
     art = ExportArtifact(path="x/model_full_int8.tflite", format="tflite", precision="full-int8", size_bytes=20480, sha256="ab" * 32, op_counts={},
-                         input=InputSpec(name="x", shape=(1, 32, 32, 3), dtype="int8", layout="NHWC", preprocessing=pre), parity=parity)
+                         input=InputSpec(name="x", shape=(1, 32, 32, 3), dtype="int8", layout="NHWC", preprocessing=pre), parity=parity,
+                         quant_settings={"weight_bits": 8, "weight_bits_reason": "avx512_vnni: int32 dot products", "io": "int8"})
     row = {"family": "mobile", "label": "ir_r1_k3_s1_e1_c16", "arch": "ir_r1_k3_s1_e1_c16", "width_mult": 1.0, "macs": 2_000_000, "params": 10_000,
            "precision": "int8", "latency_ms": 0.4, "peak_ram_mb": 1.0, "size_mb": 0.1, "fits": True, "chosen": True,
            "latency_upper_ms": 0.44}
@@ -58,7 +59,8 @@ def test_report_renders_all_sections(tmp_path: Path) -> None:
     summary = _summary()
     html_path = render_report(summary, tmp_path)
     page = html_path.read_text()
-    assert "0.4 (≤ 0.44)" in page  # the interval's upper end the budget was checked on
+    assert "0.4 (≤ 0.44)" in page
+    assert "weight_bits_reason: avx512_vnni: int32 dot products" in page  # the interval's upper end the budget was checked on
     for section in ("Device profile: pixel7", "Student selection", "Distillation", "Parity against PyTorch", "Measured latency", "Predicted vs measured", "Environment"):
         assert section in page, section
     # plots are embedded, not linked

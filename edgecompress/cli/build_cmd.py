@@ -68,6 +68,8 @@ def parse_loss_weights(values: tuple[str, ...]) -> dict[str, float] | None:
 @click.option("--require", default=None, metavar="PRECISION",
               help="Fail (exit 2) unless the deployed artifact has this precision, e.g. int8. Default: deploy int8 "
                    "when it passes the parity gate, else the smallest artifact that passes, and say why.")
+@click.option("--qat", is_flag=True, default=None, help="Build int8 from a quantization-aware fine-tune of the student "
+              "instead of post-training quantization first (default: QAT only as the last automatic step when PTQ misses).")
 @click.option("--force", is_flag=True, help="Start over instead of resuming finished stages.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the BuildReport JSON at the end.")

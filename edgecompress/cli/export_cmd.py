@@ -7,6 +7,7 @@ import json
 import click
 
 from edgecompress.cli.teacher_options import teacher_file_options
+from edgecompress.errors import ExportError
 from edgecompress.export.config import LAYOUTS, PRECISIONS, ExportConfig, parse_list
 from edgecompress.export.formats import list_formats
 
@@ -25,6 +26,8 @@ from edgecompress.export.formats import list_formats
 @click.option("--keep-failing", is_flag=True, help="Measure parity but keep artifacts that fail it (no gate).")
 @click.option("--plain-ptq", is_flag=True, help="int8: plain post-training quantization only; no better calibration or "
               "layers kept in float when it misses the parity gate (see docs/export.md).")
+@click.option("--qat", is_flag=True, help="int8: build from a quantization-aware fine-tune of the student (matching its "
+              "float logits on the calibration images) instead of trying post-training quantization first.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifacts as JSON.")
 def export(
@@ -42,6 +45,7 @@ def export(
     trust_checkpoint: bool | None,
     keep_failing: bool,
     plain_ptq: bool,
+    qat: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -53,6 +57,8 @@ def export(
     Writes model_<precision>.<onnx|tflite>, a manifest <file>.json beside each, and
     export_summary.json.
     """
+    if qat and plain_ptq:
+        raise ExportError("export: --qat and --plain-ptq exclude each other (--qat skips post-training quantization)")
     config = ExportConfig(
         formats=parse_list(formats, "--format", list_formats()),
         precisions=parse_list(precisions, "--precision", PRECISIONS),
@@ -63,6 +69,7 @@ def export(
         opset=opset,
         enforce_parity=not keep_failing,
         accuracy_aware=not plain_ptq,
+        qat=qat,
     )
     from edgecompress.export.checkpoint import export as run_export  # heavy: torch, onnx
 

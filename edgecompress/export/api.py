@@ -36,7 +36,7 @@ from edgecompress.export.formats import get_format
 from edgecompress.export.formats import run as run_artifact
 from edgecompress.export.parity import compare
 from edgecompress.export.registry import Recipe, resolve
-from edgecompress.export.tuning import has_tuner, tune
+from edgecompress.export.tuning import has_qat, has_tuner, qat_only, tune
 
 
 def _check_arrays(preprocessing: Preprocessing, calib_x: np.ndarray, val_x: np.ndarray, val_y: np.ndarray) -> None:
@@ -127,7 +127,7 @@ def export_module(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-work-", dir=out))
-    ctx = ExportContext(model, preprocessing, config, work, calib_x, calib_pool=pool)
+    ctx = ExportContext(model, preprocessing, config, work, calib_x, calib_pool=pool, parity_x=val_x)
     written: list[ExportArtifact] = []
     failed: list[tuple[Recipe, str]] = []
     reports: list[dict[str, Any]] = []
@@ -173,12 +173,15 @@ def _export_one(
         return compare(reference, run_artifact(recipe.format, path, val_x, cfg.layout), val_y, recipe.numeric, cfg)
 
     t0 = time.perf_counter()
-    built = recipe.build(ctx)  # shared steps (ONNX graph, onnx2tf run) are charged to the first user
-    build_s = time.perf_counter() - t0
-    parity = evaluate(built.path)
     attempts: tuple[QuantAttempt, ...] = ()
-    if not parity.passed and cfg.accuracy_aware and has_tuner(recipe):
-        built, parity, attempts = tune(recipe, ctx, built, parity, build_s, evaluate)
+    if cfg.qat and has_qat(recipe):
+        built, parity, attempts = qat_only(recipe, ctx, evaluate)
+    else:
+        built = recipe.build(ctx)  # shared steps (ONNX graph, onnx2tf run) are charged to the first user
+        build_s = time.perf_counter() - t0
+        parity = evaluate(built.path)
+        if not parity.passed and cfg.accuracy_aware and has_tuner(recipe):
+            built, parity, attempts = tune(recipe, ctx, built, parity, build_s, evaluate)
     export_s = time.perf_counter() - t0
     log_rel = None
     if built.log is not None:  # kept whether or not the artifact passes: it is how to debug it
@@ -206,6 +209,7 @@ def _export_one(
         checkpoint_sha256=checkpoint_sha256,
         log=str((out / log_rel).resolve()) if log_rel else None,
         attempts=attempts,
+        quant_settings=dict(built.settings),
     )
     art.save(out / f"{recipe.filename}.json")
     return art, parity, None, attempts  # a failure kept on purpose (enforce_parity off) is in art.parity

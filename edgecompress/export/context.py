@@ -32,6 +32,9 @@ class ExportContext:
     calib_x: np.ndarray  # (N, C, H, W) float32, normalized per `preprocessing`
     # More calibration images (a superset of calib_x) for accuracy-aware int8; None = calib_x.
     calib_pool: np.ndarray | None = None
+    # The parity set's images: QAT measures how closely the int8 file follows the fine-tuned
+    # model on them (a measurement recorded in the manifest, never a training signal).
+    parity_x: np.ndarray | None = None
     _memo: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

@@ -30,10 +30,11 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from edgecompress.errors import ExportError
 from edgecompress.export.context import INPUT_NAME, ExportContext
+from edgecompress.export.cpu_int8 import choose_weight_grid
 from edgecompress.export.onnx_recipes import _first_line, fp32_onnx
 from edgecompress.export.parity import run_onnx
 from edgecompress.export.registry import Built, register_recipe
-from edgecompress.export.tuning import Trial, register_tuner
+from edgecompress.export.tuning import Trial, register_qat, register_tuner
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 SENSITIVITY_IMAGES = 256  # enough for a stable SNR; the calibration subset, never the parity set
@@ -79,28 +80,32 @@ def quantize(ctx: ExportContext, name: str, *, method: str = "minmax", images: i
 
     calib = _CalibrationReader.usable(ctx.pool[: images or len(ctx.calib_x)])
     out = ctx.work_dir / name
+    grid = choose_weight_grid(ctx.config.onnx_reduce_range)
     extra: dict[str, Any] = {"CalibPercentile": 99.999} if method == "percentile" else {}
     if float_logits:  # the head's output left unquantized: see _logits_op
         extra["OpTypesToExcludeOutputQuantization"] = [_logits_op(_preprocessed(ctx))]
     try:
-        # Static QDQ, int8 activations and per-channel int8 weights: the same scheme as TFLite
-        # full-int8, so one calibration set means the same thing in both formats.
-        # reduce_range (7-bit weights): ORT's x86 int8 kernels without VNNI (AVX2, AVX-512F)
-        # multiply with VPMADDUBSW, whose int16 sums saturate with full 8-bit weights; on an
-        # AVX2 host that made the mean |logit error| 2.2 instead of 0.05 on a small CNN.
+        # Static QDQ, asymmetric 8-bit activations and per-channel symmetric int8 weights: the
+        # same grid as TFLite full-int8 (a uint8 tensor with zero point z is the int8 one with
+        # z - 128), so one calibration set means the same thing in both formats.
+        # uint8 activations: ORT's x86 graph fusions then turn every Q/DQ-wrapped Conv, Add,
+        # pool and Gemm into QLinear* kernels (one Quantize at the input, one Dequantize at the
+        # output); with int8 activations a residual Add and two Convs of a MobileNet student
+        # stayed float between extra Q/DQ pairs (measured, docs/export.md).
+        # Weight bits by the CPU (cpu_int8.py): 7-bit only where ORT's x86 kernels saturate.
         with contextlib.redirect_stdout(io.StringIO()):  # ORT prints calibration chatter to stdout
             quantize_static(
                 str(_preprocessed(ctx)), str(out), _CalibrationReader(calib),
                 quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                reduce_range=ctx.config.onnx_reduce_range,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                reduce_range=grid.reduce_range,
                 calibrate_method=getattr(CalibrationMethod, _METHODS[method]),
                 nodes_to_exclude=list(exclude) or None, nodes_to_quantize=list(only) or None, extra_options=extra,
             )
     except Exception as exc:  # ORT raises bare Exceptions naming the node
         raise ExportError(f"export: ONNX int8 quantization failed: {_first_line(exc)}") from None
-    settings = {"calibrate_method": method, "images": len(calib), "per_channel": True,
-                "reduce_range": ctx.config.onnx_reduce_range, "float_nodes": list(exclude), "float_logits": float_logits}
+    settings = {"calibrate_method": method, "images": len(calib), "per_channel": True, "activations": "uint8 asymmetric",
+                **grid.settings(), "float_nodes": list(exclude), "float_logits": float_logits}
     return Built(out, settings=settings)
 
 
@@ -122,11 +127,11 @@ def _logits_op(path: Path) -> str:
     return next((n.op_type for n in graph.node if out in n.output), "Gemm")
 
 
-def weighted_nodes(path: Path) -> dict[str, int]:
-    """Quantizable layers that carry weights -> their parameter count, in graph order."""
+def weighted_nodes(path: Path, ops: tuple[str, ...] = WEIGHTED_OPS) -> dict[str, int]:
+    """Quantizable layers (of ``ops`` types) that carry weights -> their parameter count, in graph order."""
     graph = onnx.load(str(path)).graph
     sizes = {t.name: int(np.prod(t.dims)) for t in graph.initializer}
-    return {n.name: sum(sizes.get(i, 0) for i in n.input) for n in graph.node if n.op_type in WEIGHTED_OPS and n.name}
+    return {n.name: sum(sizes.get(i, 0) for i in n.input) for n in graph.node if n.op_type in ops and n.name}
 
 
 def snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -197,19 +202,18 @@ def _tune_onnx_int8(ctx: ExportContext, trial: Trial) -> None:
         if trial.passed:
             return
     if cfg.qat_steps:
-        qmax = 64 if cfg.onnx_reduce_range else 127  # ORT's symmetric int8 weight grid, 7- or 8-bit
         desc = f"quantization-aware fine-tune, {cfg.qat_steps} steps, {best['calibrate_method']} ranges"
-        trial.run("qat", desc, {}, lambda: _qat_int8(ctx, best, qmax))
+        trial.run("qat", desc, {}, lambda: _qat_int8(ctx, best))
 
 
-def _qat_int8(ctx: ExportContext, best: dict[str, Any], qmax: int) -> Built:
-    from edgecompress.export.qat import model_agreement, qat_context
+@register_qat("onnx", "int8")
+def _qat_int8(ctx: ExportContext, base: dict[str, Any] | None) -> Built:
+    from edgecompress.export.qat import artifact_parity, qat_context
 
+    base = base or {"calibrate_method": "minmax", "images": len(ctx.calib_x), "float_logits": True}
+    qmax = 64 if choose_weight_grid(ctx.config.onnx_reduce_range).reduce_range else 127  # ORT's symmetric weight grid
     qctx, record = qat_context(ctx, qmax)
-    built = quantize(qctx, "qat_int8.onnx", method=best["calibrate_method"], images=best["images"],
-                     float_logits=best.get("float_logits", False))
-    x = ctx.calib_x[:SENSITIVITY_IMAGES]
-    # How closely the int8 file follows the fine-tuned model itself (weights match its grid;
-    # activations are the part it did not simulate).
-    record["qat_model_agreement_calib"] = model_agreement(qctx.model, run_onnx(built.path, x), x)
-    return Built(built.path, settings={**built.settings, **record})
+    built = quantize(qctx, "qat_int8.onnx", method=base["calibrate_method"], images=base["images"],
+                     float_logits=base.get("float_logits", False))
+    parity = artifact_parity(ctx, qctx, "onnx", built.path, built.settings["images"])
+    return Built(built.path, settings={**built.settings, **record, **parity})

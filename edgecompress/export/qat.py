@@ -7,11 +7,11 @@ What is simulated, mirroring the runtimes' static int8 scheme:
   grid of the BatchNorm-folded weights (the exporter folds BN into the conv, and the quantizer
   sees the folded weights): ``scale = max|w| / qmax``, ``qmax`` 64 for ONNX Runtime with
   ``reduce_range`` (7-bit), 127 otherwise;
-- *activations* where QDQ / TFLite put them on every conv and linear layer: the layer's input,
-  per tensor, asymmetric int8 over the min/max range seen on the calibration pool before
-  fine-tuning (the PTQ calibration of the original model). Tensors between other ops (a
-  residual Add's output, pooling) are not simulated; the calibration after fine-tuning
-  measures them afresh.
+- *activations* where QDQ / TFLite hold them in 8 bits (``_attach_fake_quant``): inputs of
+  conv, linear and pool layers, outputs of activations, pools and branch-ending conv-BNs,
+  per tensor, asymmetric, over the min/max range seen on the calibration pool before
+  fine-tuning (the PTQ calibration of the original model). The calibration after fine-tuning
+  measures the ranges afresh.
 
 Rounding goes through a straight-through estimator, so the weights learn to compensate for it.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,21 +53,57 @@ class _FakeQuantFolded(nn.Module):
         return folded_q / self.fold.view(shape)
 
 
-class _FakeQuantInput:
-    """Forward pre-hook: observe the input range (``observing``), then fake-quantize to int8."""
+class _FakeQuant:
+    """Observe a tensor's range (``observing``), then fake-quantize it to 8-bit, asymmetric, per
+    tensor. Used as a forward pre-hook (the module's input) or a forward hook (its output)."""
 
     def __init__(self) -> None:
         self.lo, self.hi, self.observing = 0.0, 0.0, True
 
-    def __call__(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        x = args[0]
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
         if self.observing:  # the range always holds 0, as the runtimes' zero point requires
             self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
-            return args
+            return x
         scale = max(self.hi - self.lo, 1e-8) / 255.0
         zero = round(-128 - self.lo / scale)
         q = (torch.clamp(torch.round(x / scale) + zero, -128, 127) - zero) * scale
-        return (x + (q - x).detach(), *args[1:])
+        return x + (q - x).detach()
+
+    def __call__(self, module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor | None = None) -> Any:
+        if output is not None:
+            return self.quantize(output)
+        return (self.quantize(args[0]), *args[1:])
+
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Hardsigmoid, nn.Tanh, nn.LeakyReLU)
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d)
+
+
+def _attach_fake_quant(model: nn.Module) -> tuple[list[_FakeQuant], list[Any]]:
+    """Fake-quantize the tensors a fully quantized runtime graph holds in int8.
+
+    After BN folding and activation fusion, ORT's QDQ graph (and TFLite full-int8) store in
+    8 bits: the input of every conv / linear layer and pool, the output of every activation
+    (fused into the conv before it), of every conv-BN that no activation follows (the
+    branches a residual Add sums, which the runtime quantizes before adding) and of every
+    pool. Mirrored here in module terms; a residual sum feeds the next conv or activation,
+    which quantizes it. Functional ops in a user's ``forward`` (``x.mean``) are not seen."""
+    mods = list(model.modules())
+    pre: list[nn.Module] = [m for m in mods if isinstance(m, (nn.Conv2d, nn.Linear, *_POOLS))]
+    post: list[nn.Module] = [m for m in mods if isinstance(m, (*_ACTIVATIONS, *_POOLS))]
+    # A BN is followed by an activation only as its next sibling in a Sequential (ConvBnAct);
+    # module order alone would pair a shortcut's BN with the block's activation after the Add.
+    fused = {id(a) for seq in mods if isinstance(seq, nn.Sequential)
+             for a, b in zip(list(seq)[:-1], list(seq)[1:], strict=True) if isinstance(b, _ACTIVATIONS)}
+    post += [m for m in mods if isinstance(m, nn.BatchNorm2d) and id(m) not in fused]
+    quants, hooks = [], []
+    for m in pre:
+        quants.append(_FakeQuant())
+        hooks.append(m.register_forward_pre_hook(quants[-1]))
+    for m in post:
+        quants.append(_FakeQuant())
+        hooks.append(m.register_forward_hook(quants[-1]))
+    return quants, hooks
 
 
 def _bn_folds(model: nn.Module) -> dict[nn.Module, torch.Tensor]:
@@ -105,9 +142,7 @@ def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, l
     opt = torch.optim.Adam(params, lr=lr)
     x_all = torch.from_numpy(np.ascontiguousarray(pool, np.float32))
     rng = np.random.default_rng(seed)
-    observers = [_FakeQuantInput() for m in student.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    layers = [m for m in student.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    hooks = [m.register_forward_pre_hook(o) for m, o in zip(layers, observers, strict=True)]
+    observers, hooks = _attach_fake_quant(student)
     with torch.no_grad():  # activation ranges of the float model, as PTQ calibration sees them
         for i in range(0, len(x_all), 256):
             student(x_all[i : i + 256])
@@ -136,7 +171,8 @@ def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, l
     record = {"qat_steps": steps, "qat_lr": lr, "qat_batch": batch, "qat_weight_qmax": qmax,
               "qat_loss_first": round(losses[0], 5) if losses else None,
               "qat_loss_last": round(float(np.mean(losses[-10:])), 5) if losses else None,
-              "qat_s": round(time.perf_counter() - t0, 2), "qat_scheme": "int8 weights per channel (BN folded) + int8 inputs of every conv/linear layer"}
+              "qat_s": round(time.perf_counter() - t0, 2), "qat_scheme": "int8 weights per channel (BN folded) + 8-bit tensors at conv/linear/pool inputs, "
+              "activation, pool and branch-end conv-BN outputs"}
     return student.eval(), record
 
 
@@ -146,11 +182,49 @@ def qat_context(ctx: ExportContext, qmax: int) -> tuple[ExportContext, dict[str,
     model, record = qat_finetune(ctx.model, ctx.pool, qmax=qmax, steps=ctx.config.qat_steps)
     work = ctx.work_dir / f"qat_{qmax}"
     work.mkdir(parents=True, exist_ok=True)
-    return ExportContext(model, ctx.preprocessing, ctx.config, work, ctx.calib_x, calib_pool=ctx.calib_pool), record
+    return ExportContext(model, ctx.preprocessing, ctx.config, work, ctx.calib_x, calib_pool=ctx.calib_pool,
+                         parity_x=ctx.parity_x), record
 
 
-def model_agreement(model: nn.Module, logits: np.ndarray, x: np.ndarray) -> float:
-    """Top-1 agreement of ``model`` (the QAT model) with an artifact's ``logits`` on ``x``."""
+def fake_quant_logits(model: nn.Module, calib: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Logits of the fake-quant model: ``model`` (weights already on the int8 grid) with every
+    8-bit tensor simulated, ranges observed on ``calib`` as the runtime's calibration does."""
+    fq = copy.deepcopy(model).eval()
+    quants, hooks = _attach_fake_quant(fq)
     with torch.no_grad():
-        ref = model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).argmax(1).numpy()
-    return round(float((ref == logits.argmax(1)).mean()), 5)
+        for i in range(0, len(calib), 256):
+            fq(torch.from_numpy(np.ascontiguousarray(calib[i : i + 256], np.float32)))
+        for q in quants:
+            q.observing = False
+        out = fq(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def artifact_parity(ctx: ExportContext, qctx: ExportContext, fmt: str, path: Path, calib_images: int) -> dict[str, Any]:
+    """How closely the int8 file follows the fake-quant model it was converted from, on the
+    parity images (the issue's "QAT model vs artifact" parity; the gate itself still compares
+    with the float student). Also how far the fine-tuned model moved from the float student."""
+    from edgecompress.export.formats import run
+
+    x = ctx.parity_x if ctx.parity_x is not None else ctx.calib_x
+    art = run(fmt, path, x, ctx.config.layout)
+    fq = fake_quant_logits(qctx.model, qctx.pool[:calib_images], x)
+    with torch.no_grad():
+        float_logits = ctx.model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
+    return {"qat_model_agreement": model_agreement(fq, art),
+            "qat_model_vs_float_agreement": model_agreement(fq, float_logits), "qat_parity_images": len(x),
+            # logit SNR (dB) of the int8 file against the fake-quant model and the float student:
+            # how much of the int8 error the simulation predicts
+            "qat_model_snr_db": _snr_db(fq, art), "float_snr_db": _snr_db(float_logits, art)}
+
+
+def _snr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
+    noise = float(np.sum((candidate.astype(np.float64) - reference) ** 2))
+    return round(min(10 * np.log10(max(float(np.sum(reference.astype(np.float64) ** 2)), 1e-30) / max(noise, 1e-30)), 300.0), 2)
+
+
+def model_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Top-1 agreement of two sets of logits for the same images."""
+    return round(float((a.argmax(1) == b.argmax(1)).mean()), 5)

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def write_offline_sample(folder: Path) -> Path:
     return path
 
 
-def _to_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
+def to_layout(x_nchw: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x_nchw if layout == "nchw" else x_nchw.transpose(0, 2, 3, 1), dtype=np.float32)
 
 
@@ -86,7 +87,7 @@ def run_onnx2tf(
     work, onnx_path, log_path = work.resolve(), onnx_path.resolve(), log_path.resolve()
     work.mkdir(parents=True, exist_ok=True)
     write_offline_sample(work)
-    calib = _to_layout(calib_nchw, layout)
+    calib = to_layout(calib_nchw, layout)
     calib_path = work / "calibration.npy"
     np.save(calib_path, calib)
     channels = calib.shape[1] if layout == "nchw" else calib.shape[-1]
@@ -109,6 +110,17 @@ def run_onnx2tf(
         "io_dtype": "int8" if io_dtype == "float32" else io_dtype,
         "keep_nchw": layout == "nchw",
     }
+    code, text = run_worker("edgecompress.export._onnx2tf_worker", request, work, log_path, timeout_s, "onnx2tf")
+    if code != 0:
+        raise ExportError(_failure_message(text, code, log_path, onnx_path))
+    return out
+
+
+def run_worker(module: str, request: dict[str, Any], work: Path, log_path: Path, timeout_s: float,
+               what: str) -> tuple[int, str]:
+    """Run ``python -m module request.json`` in ``work``, its own process group, output to
+    ``log_path``; return (exit status, log text without ANSI colours). Raises ExportError on a
+    timeout or when the worker tried the network (the worker blocks and reports it)."""
     req_path = work / "request.json"
     req_path.write_text(json.dumps(request), encoding="utf-8")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1", PYTHONUNBUFFERED="1")
@@ -117,19 +129,17 @@ def run_onnx2tf(
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     pkg_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
-    argv = [sys.executable, "-m", "edgecompress.export._onnx2tf_worker", str(req_path)]
+    argv = [sys.executable, "-m", module, str(req_path)]
     with open(log_path, "wb") as log:
         # cwd=work is what keeps onnx2tf offline: it looks for SAMPLE_NAME in the CWD. Its own
         # process group: an interrupted export leaves no orphan converter (export/worker.py).
         returncode = run_in_own_group(argv, cwd=work, stdout=log, env=env, timeout_s=timeout_s)
         if returncode is None:
-            raise ExportError(f"export: onnx2tf did not finish within {timeout_s:.0f} s (log: {log_path})")
+            raise ExportError(f"export: {what} did not finish within {timeout_s:.0f} s (log: {log_path})")
     text = _ANSI.sub("", log_path.read_text(encoding="utf-8", errors="replace"))
     if BLOCKED_MARK in text:
-        raise ExportError(f"export: onnx2tf tried to use the network, which edgecompress forbids (log: {log_path})")
-    if returncode != 0:
-        raise ExportError(_failure_message(text, returncode, log_path, onnx_path))
-    return out
+        raise ExportError(f"export: {what} tried to use the network, which edgecompress forbids (log: {log_path})")
+    return returncode, text
 
 
 def _failure_message(log_text: str, returncode: int, log_path: Path, onnx_path: Path) -> str:

@@ -23,7 +23,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgecompress.artifacts import ParityReport, QuantAttempt
 from edgecompress.errors import ExportError
@@ -34,20 +34,40 @@ if TYPE_CHECKING:
 
 Evaluate = Callable[[Path], ParityReport]
 Tuner = Callable[["ExportContext", "Trial"], None]
+# Builds the int8 file from a quantization-aware fine-tune; the dict holds the PTQ settings to
+# start from (the tuner's best so far), None for the recipe's own defaults.
+QatBuilder = Callable[["ExportContext", "dict[str, Any] | None"], "Built"]
 
 _TUNERS: dict[tuple[str, str], Tuner] = {}
+_QAT: dict[tuple[str, str], QatBuilder] = {}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _registrar(table: dict[tuple[str, str], F], what: str, fmt: str, precision: str) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
+        if (fmt, precision) in table:
+            raise ValueError(f"export {what} {(fmt, precision)} registered twice")
+        table[(fmt, precision)] = fn
+        return fn
+
+    return deco
 
 
 def register_tuner(fmt: str, precision: str) -> Callable[[Tuner], Tuner]:
     """Register ``fn`` as the accuracy-aware fallback of the (``fmt``, ``precision``) recipe."""
+    return _registrar(_TUNERS, "tuner", fmt, precision)
 
-    def deco(fn: Tuner) -> Tuner:
-        if (fmt, precision) in _TUNERS:
-            raise ValueError(f"export tuner {(fmt, precision)} registered twice")
-        _TUNERS[(fmt, precision)] = fn
-        return fn
 
-    return deco
+def register_qat(fmt: str, precision: str) -> Callable[[QatBuilder], QatBuilder]:
+    """Register ``fn`` as the QAT build of the (``fmt``, ``precision``) recipe: used by that
+    format's tuner as its last step and, with ``ExportConfig(qat=True)``, on its own."""
+    return _registrar(_QAT, "QAT builder", fmt, precision)
+
+
+def qat_build(ctx: ExportContext, recipe_key: tuple[str, str], base: dict[str, Any] | None = None) -> Built:
+    return _QAT[recipe_key](ctx, base)
 
 
 def _rank(parity: ParityReport, size: int) -> tuple[bool, float, float, int]:
@@ -108,6 +128,21 @@ class Trial:
 
 def has_tuner(recipe: Recipe) -> bool:
     return recipe.key in _TUNERS
+
+
+def has_qat(recipe: Recipe) -> bool:
+    return recipe.key in _QAT
+
+
+def qat_only(recipe: Recipe, ctx: ExportContext, evaluate: Evaluate) -> tuple[Built, ParityReport, tuple[QuantAttempt, ...]]:
+    """``ExportConfig(qat=True)``: the int8 file comes from a QAT fine-tune, no PTQ attempt first."""
+    trial = Trial(evaluate)
+    desc = f"quantization-aware fine-tune, {ctx.config.qat_steps} steps (asked for: qat=True)"
+    trial.run("qat", desc, {}, lambda: qat_build(ctx, recipe.key))
+    if trial.best is None:  # the QAT build itself failed: its error is the export's error
+        raise ExportError(trial.attempts[-1].error or "export: QAT build failed")
+    built, parity = trial.best
+    return built, parity, (dataclasses.replace(trial.attempts[0], chosen=True),)
 
 
 def tune(

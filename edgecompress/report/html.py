@@ -188,7 +188,20 @@ def _section_parity(s: BuildSummary) -> str:
             [_e(Path(a.path).name), _e(a.format), _e(a.precision), _fmt(a.size_bytes / 1024), _fmt(nums[0]), _fmt(nums[1]),
              _fmt(nums[2], 4), _fmt(nums[3], 4), _fmt(nums[4], 4), _fmt(nums[5]), _passed(p is not None and p.passed)]
         )
-    return "<h2>Parity against PyTorch (real runtimes)</h2>" + _table(headers, rows) + _section_board_parity(s) + _section_attempts(s)
+    return ("<h2>Parity against PyTorch (real runtimes)</h2>" + _table(headers, rows) + _section_quant_settings(s)
+            + _section_board_parity(s) + _section_attempts(s))
+
+
+def _setting(value: Any) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else _fmt(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _section_quant_settings(s: BuildSummary) -> str:
+    """How each int8 file was quantized (weight bits and why, calibration, what stayed float, I/O)."""
+    rows = [[_e(Path(a.path).name), "<br>".join(f"{_e(k)}: {_e(_setting(v))}" for k, v in a.quant_settings.items())]
+            for a in s.artifacts if a.quant_settings]
+    return "<h3>Quantization settings</h3>" + _table(["artifact", "settings"], rows) if rows else ""
 
 
 def _section_attempts(s: BuildSummary) -> str:

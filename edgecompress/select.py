@@ -12,7 +12,9 @@ else the profile's priors) at the fastest precision the device runs. A candidate
   checked, and ``latency_source`` says which,
 - peak RAM <= the RAM budget, where peak RAM = 2 x the model file (the mapped file plus the
   runtime's packed copy of the weights, as XNNPACK and ORT both repack) + peak activation bytes
-  at that precision + a fixed runtime overhead (the runtime provider's ``ram_overhead_mb``, assumed),
+  at that precision + a fixed runtime overhead (the runtime provider's ``ram_overhead_mb``, assumed);
+  once ``calibrate`` has measured peaks (fresh process, peak RSS over the runtime's baseline),
+  ``a + b x (2 x file + activations)`` fitted to them instead,
 - the model file at that precision <= the size budget.
 
 and, when a teacher is given, when it is *compressed enough*:
@@ -194,7 +196,9 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
             seen.add(key)
             precision, ms = predictor.best(cost.features)
             upper = predictor.upper(cost.features, runtime, precision)
-            ram = peak_ram_mb(cost, precision, runtime)
+            # Measured peaks (calibrate) replace the assumed runtime overhead when there are any.
+            ram = predictor.ram_mb(cost, runtime, precision)
+            ram = peak_ram_mb(cost, precision, runtime) if ram is None else ram
             size = cost.size_bytes[precision] / MB
             slow = (ms if upper is None else upper) > budget.latency_budget_ms
             over = tuple(n for n, bad in (("latency", slow), ("ram", ram > budget.peak_ram_budget_mb),

@@ -23,15 +23,18 @@ import click
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Calibration file (default: <profile>.calibration.json beside the profile).")
 @click.option("--profiles-dir", type=click.Path(file_okay=False), default=None, help="Extra folder of device profiles.")
+@click.option("--no-kernels", is_flag=True, help="Skip kernel profiling (ONNX Runtime): whole-model probes only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the accuracy as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: str, runs: int, warmup: int, repeats: int,
-              serial: str | None, host: str | None, output: str | None, profiles_dir: str | None, as_json: bool,
-              no_progress: bool) -> None:
+              serial: str | None, host: str | None, output: str | None, profiles_dir: str | None, no_kernels: bool,
+              as_json: bool, no_progress: bool) -> None:
     """Export and measure probe models on DEVICE, refit its latency predictor, save it beside the profile.
 
-    Re-running adds new probes to the existing measurements. Prints held-out (leave-one-out)
-    accuracy: share of probes predicted within ±10%, RMSPE and worst error.
+    Where the runtime times kernels apart (ONNX Runtime), each probe's kernels are profiled and
+    a predictor per kernel type is fitted first; the whole probes then refine it. Re-running
+    adds new probes to the existing measurements. Prints held-out (leave-one-out) accuracy,
+    the 90% interval's half-width and the device time spent.
     """
     from edgecompress.cli.select_cmd import parse_input_shape
     from edgecompress.cost.calibrate import calibrate as run
@@ -47,14 +50,21 @@ def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: 
             raise CalibrationError(f"{name} {v} is not allowed (must be >= {lo})")
     kw = {k: v for k, v in (("serial", serial), ("host", host)) if v}
     cal, info = run(profile, keys, probes=probes, input_shape=parse_input_shape(input_shape), runs=runs, warmup=warmup,
-                    repeats=repeats, progress=False if no_progress else None, path=Path(output) if output else None, **kw)
+                    repeats=repeats, progress=False if no_progress else None, path=Path(output) if output else None,
+                    kernels=not no_kernels, **kw)
     acc = info["accuracy"]
     if as_json:
         click.echo(json.dumps({"device": profile.name, "path": info["path"], "new_probes": info["new_probes"],
-                               "measurements": len(cal.measurements),
+                               "measurements": len(cal.measurements), "device_s": round(info["device_s"], 1),
+                               "kernel_samples": info["kernel_samples"],
+                               "interval_halfwidth": {k: cal.fits[k]["interval"]["halfwidth"] for k in acc},
                                "held_out": {k: vars(a) for k, a in acc.items()}}, indent=2))
         return
-    click.echo(f"calibrated {profile.name}: {info['new_probes']} new probes, {len(cal.measurements)} measurements, saved {info['path']}")
+    click.echo(f"calibrated {profile.name}: {info['new_probes']} new probes, {len(cal.measurements)} measurements, "
+               f"{info['device_s']:.0f} s on the device, saved {info['path']}")
     for k, a in acc.items():
+        q = cal.fits[k]["interval"]["halfwidth"]
+        kern = f", {info['kernel_samples'][k]} kernel samples" if k in info["kernel_samples"] else ", no kernel profiling"
         click.echo(f"  {k}: leave-one-out over {a.n} probes: {a.within_10pct:.0%} within ±10%, "
-                   f"RMSPE {a.rmspe:.1f}%, worst {a.worst_abs_pct:.1f}%")
+                   f"RMSPE {a.rmspe:.1f}%, worst {a.worst_abs_pct:.1f}%, 90% interval "
+                   + (f"±{q:.1%}" if q is not None else "unbounded (too few probes)") + kern)

@@ -4,7 +4,8 @@
 and propagating shapes on the meta device ~300 ms, which would make a table take tens of
 seconds. The arch string already fixes every shape, so this module emits exactly the
 ``LayerCost`` list that ``graph.layer_costs`` derives from the traced ``BlockNet`` (same node
-order, the same folding / fusion / aliasing), in microseconds. A test checks the two agree on
+order, the same folding / fusion / aliasing), in microseconds. Each block type's ops come from
+its registered definition (students/block_types.py); this module is the emitter they write to. A test checks the two agree on
 every figure for many random architectures; ``graph.layer_costs`` stays the reference and is
 what any other model (the teacher, pruned students) is costed with.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from edgecompress.cost.layers import LayerCost
 from edgecompress.students.arch import parse_arch, scale_channels
+from edgecompress.students.block_types import get_block
 
 _FUSED_ACTS = ("relu", "relu6")
 
@@ -23,14 +25,15 @@ class _Emitter:
         self.n = 0
 
     def node(self, op: str, kernel: str | None, shape: tuple[int, ...], inputs: list[tuple[str, int]], *,
-             macs: int = 0, params: int = 0, weights: int = 0, cout: int = 0, alias: str | None = None) -> str:
+             macs: int = 0, params: int = 0, weights: int = 0, cout: int = 0, alias: str | None = None,
+             cin: int = 0, groups: int = 1) -> str:
         self.n += 1
         name = f"n{self.n}"
         out = 1
         for s in shape:
             out *= s
         self.layers.append(LayerCost(name, op, kernel, macs, params, weights, cout, sum(e for _, e in inputs), out,
-                                     shape, alias, tuple(n for n, _ in inputs)))
+                                     shape, alias, tuple(n for n, _ in inputs), cin, groups))
         return name
 
     def conv(self, x: str, cin: int, cout: int, h: int, w: int, k: int, stride: int, groups: int, bias: bool) -> tuple[str, int, int]:
@@ -38,7 +41,7 @@ class _Emitter:
         weights = cout * (cin // groups) * k * k
         kernel = "dw" if groups > 1 else ("pw" if k == 1 else "conv")
         name = self.node("Conv2d", kernel, (1, cout, ho, wo), [(x, cin * h * w)], macs=cout * ho * wo * (cin // groups) * k * k,
-                         params=weights + (cout if bias else 0), weights=weights, cout=cout)
+                         params=weights + (cout if bias else 0), weights=weights, cout=cout, cin=cin, groups=groups)
         return name, ho, wo
 
     def act(self, x: str, act: str, shape: tuple[int, ...], fusable: bool) -> str:
@@ -74,7 +77,7 @@ class _Emitter:
 
     def add(self, a: str, b: str, shape: tuple[int, ...]) -> str:
         elems = shape[1] * shape[2] * shape[3]
-        return self.node("add", "elem", shape, [(a, elems), (b, elems)], macs=elems)
+        return self.node("add", "add", shape, [(a, elems), (b, elems)], macs=elems)
 
 
 def arch_layer_costs(arch: str, width_mult: float, input_shape: tuple[int, int, int], num_classes: int) -> list[LayerCost]:
@@ -84,30 +87,12 @@ def arch_layer_costs(arch: str, width_mult: float, input_shape: tuple[int, int, 
     x = em.node("input", None, (1, cin, h, w), [])
     for b in parse_arch(arch):
         cout = scale_channels(b.channels, width_mult)
+        block = get_block(b.type)  # the same definition BlockNet builds the module from
         for i in range(b.repeats):
-            s = b.stride if i == 0 else 1
-            if b.type == "cn":
-                x, h, w = em.conv_bn_act(x, cin, cout, h, w, b.kernel, s, 1, b.act)
-            elif b.type in ("ds", "ir"):
-                inp, hi, wi = x, h, w
-                mid = cin if b.type == "ds" else max(1, int(round(cin * b.expand)))
-                y = em.conv_bn_act(x, cin, mid, h, w, 1, 1, 1, b.act)[0] if mid != cin else em.identity(x, (1, cin, h, w))
-                y, h, w = em.conv_bn_act(y, mid, mid, h, w, b.kernel, s, mid, b.act)
-                y = em.se(y, mid, h, w) if b.se else em.identity(y, (1, mid, h, w))
-                y, h, w = em.conv_bn_act(y, mid, cout, h, w, 1, 1, 1, "")
-                x = em.add(inp, y, (1, cout, h, w)) if (s == 1 and cin == cout) else y
-                del hi, wi
-            else:  # rb
-                inp, hi, wi = x, h, w
-                y, h, w = em.conv_bn_act(x, cin, cout, h, w, b.kernel, s, 1, b.act)
-                y, h, w = em.conv_bn_act(y, cout, cout, h, w, b.kernel, 1, 1, "")
-                y = em.se(y, cout, h, w) if b.se else em.identity(y, (1, cout, h, w))
-                sc = em.conv_bn_act(inp, cin, cout, hi, wi, 1, s, 1, "")[0] if (s != 1 or cin != cout) else em.identity(inp, (1, cin, hi, wi))
-                a = em.add(y, sc, (1, cout, h, w))
-                x = em.act(a, b.act, (1, cout, h, w), fusable=True)
+            x, h, w = block.cost(em, x, b, cin, cout, h, w, b.stride if i == 0 else 1)
             cin = cout
     p = em.node("AdaptiveAvgPool2d", "elem", (1, cin, 1, 1), [(x, cin * h * w)], macs=cin * h * w)
     f = em.node("flatten", None, (1, cin), [(p, cin)], alias=p)
     em.node("Linear", "fc", (1, num_classes), [(f, cin)], macs=cin * num_classes, params=cin * num_classes + num_classes,
-            weights=cin * num_classes, cout=num_classes)
+            weights=cin * num_classes, cout=num_classes, cin=cin)
     return em.layers

@@ -1,4 +1,12 @@
-"""``calibrate``: probe models -> export -> measure on the device -> fit -> save beside the profile.
+"""``calibrate``: probe models -> export -> kernels and whole models measured on the device -> fit -> save.
+
+Two stages. Where the runtime times kernels apart (ONNX Runtime's per-node profiler, see
+``kernels.py``), every probe is profiled and a predictor per kernel type is fitted on the
+kernel samples; then the probes are timed whole, unprofiled, and the whole-model fit pulls
+towards the kernel fit (ridge, strength by leave-one-out), which corrects the profiler's own
+overhead and fixes the per-inference term. Elsewhere (LiteRT's Python interpreter reports no
+per-op times) the whole-model stage alone runs, pulling towards the profile's priors. The
+leave-one-out residuals give the 90% split-conformal interval ``select`` checks budgets with.
 
 Probes span the search space the selector walks (every family x depth, widths spread evenly in
 log space between the smallest and largest multiplier), so the fit sees the kernel mix and
@@ -16,6 +24,7 @@ import math
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from edgecompress.artifacts import Preprocessing, StudentSpec
+from edgecompress.bench.runner import mask_to_cpus
 from edgecompress.cost.calibration import Calibration, Measurement, now_iso
+from edgecompress.cost.kernels import KernelSample
 from edgecompress.errors import CalibrationError, EdgeCompressError
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runtimes import get_runtime
@@ -72,22 +83,26 @@ def random_students(n: int, input_shape: tuple[int, int, int], num_classes: int 
     return out
 
 
-def _tflite(onnx_fp32: Path, calib: np.ndarray, precision: str, out_dir: Path) -> Path:
-    """TFLite via the exporter's offline onnx2tf runner (which converts a static-batch copy)."""
+def _tflite(onnx_fp32: Path, calib: np.ndarray, precisions: set[str], out_dir: Path) -> dict[str, Path]:
+    """TFLite via the exporter's offline onnx2tf runner (which converts a static-batch copy).
+
+    One conversion writes the float32 and the full-integer model: ~15 s per probe saved."""
     from edgecompress.export.tflite_recipes import run_onnx2tf
 
     work = out_dir / "tflite-work"
     work.mkdir(parents=True, exist_ok=True)
-    folder = run_onnx2tf(onnx_fp32, work / "o2t", calib, layout="nhwc", integer=precision == "int8", dynamic=False,
+    folder = run_onnx2tf(onnx_fp32, work / "o2t", calib, layout="nhwc", integer="int8" in precisions, dynamic=False,
                          io_dtype="int8", timeout_s=900, log_path=out_dir / "onnx2tf.log")
-    name = {"int8": "full_integer_quant", "fp32": "float32"}[precision]
-    # onnx2tf names its outputs after the ONNX file's stem (model_fp32 -> model_fp32_float32.tflite)
-    path = folder / f"{onnx_fp32.stem}_{name}.tflite"
-    if not path.is_file():
-        raise CalibrationError(f"onnx2tf wrote no {path.name} (log: {out_dir / 'onnx2tf.log'})")
-    final = out_dir / f"model_{precision}.tflite"
-    path.replace(final)
-    return final
+    out = {}
+    for precision in sorted(precisions):
+        name = {"int8": "full_integer_quant", "fp32": "float32"}[precision]
+        # onnx2tf names its outputs after the ONNX file's stem (model_fp32 -> model_fp32_float32.tflite)
+        path = folder / f"{onnx_fp32.stem}_{name}.tflite"
+        if not path.is_file():
+            raise CalibrationError(f"onnx2tf wrote no {path.name} (log: {out_dir / 'onnx2tf.log'})")
+        out[precision] = out_dir / f"model_{precision}.tflite"
+        path.replace(out[precision])
+    return out
 
 
 def export_spec(spec: StudentSpec, keys: Sequence[tuple[str, str]], out_dir: Path, seed: int = 0) -> dict[tuple[str, str], Path]:
@@ -114,17 +129,14 @@ def export_spec(spec: StudentSpec, keys: Sequence[tuple[str, str]], out_dir: Pat
     pre = Preprocessing(spec.input_shape, (0.0,) * c, (1.0,) * c)
     arts = export_module(model, pre, cfg, out_dir, calib, calib[:8], np.zeros(8, np.int64), progress=False)
     onnx_files = {a.precision: Path(a.path) for a in arts}
-    out: dict[tuple[str, str], Path] = {}
-    for runtime, precision in keys:
-        if get_runtime(runtime).artifact_format == "onnx":
-            out[(runtime, precision)] = onnx_files[precision]
-        else:
-            out[(runtime, precision)] = _tflite(onnx_files["fp32"], calib, precision, out_dir)
-    return out
+    tfl_precisions = {p for r, p in keys if get_runtime(r).artifact_format != "onnx"}
+    tfl = _tflite(onnx_files["fp32"], calib, tfl_precisions, out_dir) if tfl_precisions else {}
+    return {(r, p): onnx_files[p] if get_runtime(r).artifact_format == "onnx" else tfl[p] for r, p in keys}
 
 
-def measure_file(path: Path, profile: DeviceProfile, runs: int, warmup: int, **runner_kw: Any) -> tuple[float, float, float]:
-    """(p50, p90, std) in ms of one fresh-process benchmark run."""
+def measure_file(path: Path, profile: DeviceProfile, runs: int, warmup: int,
+                 **runner_kw: Any) -> tuple[float, float, float, float | None]:
+    """(p50, p90, std) in ms and peak memory over the runtime's baseline (MB) of one fresh-process run."""
     from edgecompress.bench import benchmark
 
     r = benchmark(path, profile, runs=runs, warmup=warmup, **runner_kw)
@@ -135,15 +147,19 @@ def measure_file(path: Path, profile: DeviceProfile, runs: int, warmup: int, **r
             f"device {profile.name}: refusing to calibrate on emulated latency ({r.emulated}); "
             "measure on the real device (emulated boards are for parity and harness checks only)"
         )
-    return r.latency.p50_ms, r.latency.p90_ms, r.latency.std_ms
+    return r.latency.p50_ms, r.latency.p90_ms, r.latency.std_ms, r.peak_mem_mb
 
 
 def measure_all(items: list[tuple[StudentSpec, str, str, Path]], profile: DeviceProfile, *, runs: int = 200,
                 warmup: int = 20, repeats: int = 3, progress: bool | None = None, **runner_kw: Any) -> list[Measurement]:
-    """Measure every (spec, runtime, precision, file) ``repeats`` times, interleaved; keep the fastest median."""
+    """Measure every (spec, runtime, precision, file) ``repeats`` times, interleaved; keep the fastest median.
+
+    The peak memory kept is the smallest of the rounds (a co-running process cannot shrink it)."""
     from tqdm import tqdm
 
-    best: dict[int, tuple[float, float, float]] = {}
+    best: dict[int, tuple[float, float, float, float | None]] = {}
+    mem: dict[int, float] = {}
+    rounds: dict[int, list[float]] = {}
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     with tqdm(total=len(items) * repeats, desc="measure", unit="run", file=sys.stderr, disable=disable) as bar:
         for _ in range(repeats):
@@ -151,9 +167,64 @@ def measure_all(items: list[tuple[StudentSpec, str, str, Path]], profile: Device
                 m = measure_file(path, profile, runs, warmup, **runner_kw)
                 if i not in best or m[0] < best[i][0]:
                     best[i] = m
+                if m[3] is not None:
+                    mem[i] = min(mem.get(i, m[3]), m[3])
+                rounds.setdefault(i, []).append(round(m[0], 6))
                 bar.update(1)
-    return [Measurement(rt, prec, spec, best[i][0], best[i][1], best[i][2], runs, now_iso())
+    return [Measurement(rt, prec, spec, best[i][0], best[i][1], best[i][2], runs, now_iso(), mem.get(i), tuple(rounds[i]))
             for i, (spec, rt, prec, _) in enumerate(items)]
+
+
+def kernel_capable(runtime: str) -> bool:
+    """Whether the runtime's kernels can be timed apart here (ONNX Runtime's node profiler)."""
+    return get_runtime(runtime).artifact_format == "onnx"
+
+
+def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: DeviceProfile, *, runs: int = 100,
+                      warmup: int = 20, repeats: int = 3, **runner_kw: Any) -> dict[str, dict[str, Any]]:
+    """Profile every ONNX probe ``repeats`` times, interleaved; fit one kernel predictor per runtime key.
+
+    Of each model's rounds the one with the fastest ``Run()`` is kept: all its kernels were
+    timed while nothing else held the core."""
+    from edgecompress.bench.api import make_runner
+    from edgecompress.cost.calibration import runtime_key
+    from edgecompress.cost.kernels import fit_kernels, graph_nodes, profile_on_device, samples_from_profile
+    from edgecompress.cost.predictor import prior_coefficients
+
+    todo = [it for it in items if kernel_capable(it[1])]
+    runner = make_runner(profile.connection.runner, profile, **runner_kw)
+    cpus = mask_to_cpus(profile.runtime.cpu_mask) if profile.runtime.cpu_mask else local_cpus(runner, profile.runtime.threads)
+    best: dict[int, dict[str, Any]] = {}
+    state: dict[str, Any] = {}
+    with runner, tempfile.TemporaryDirectory(prefix="edgecompress-kernels-") as tmp:
+        for _ in range(repeats):
+            for i, (_, _, _, path) in enumerate(todo):
+                payload, opt = profile_on_device(runner, path, Path(tmp), threads=profile.runtime.threads, cpus=cpus,
+                                                 warmup=warmup, runs=runs)
+                payload["graph"] = graph_nodes(opt)
+                if i not in best or payload["run_us"] < best[i]["run_us"]:
+                    best[i] = payload
+                state = {k: payload.get(k) for k in ("governor", "affinity", "cpu_model", "state_before", "state_after")}
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted({runtime_key(rt, p) for _, rt, p, _ in todo}):
+        samples, outside = [], []
+        for i, (spec, rt, p, _) in enumerate(todo):
+            if runtime_key(rt, p) == key:
+                s, o = samples_from_profile(best[i], best[i]["graph"], f"{spec.family} {spec.label}")
+                samples += s
+                outside.append(o)
+        info = fit_kernels(samples, outside, prior_coefficients(profile.priors, key.split(":")[1]))
+        out[key] = {**info, "models": len(outside), "precision": key.split(":")[1], "fitted_at": now_iso(), "hygiene": state,
+                    "kernel_samples": [s.to_dict() for s in samples]}
+    return out
+
+
+def local_cpus(runner: Any, threads: int) -> list[int]:
+    """The CPUs the benchmark runner would pin to (the local runner's policy); [] elsewhere."""
+    from edgecompress.bench.runner import RunRequest
+
+    pick = getattr(runner, "cpus_for", None)
+    return list(pick(RunRequest(Path("."), threads))) if pick is not None else []
 
 
 def export_all(specs: list[StudentSpec], keys: Sequence[tuple[str, str]], work: Path,
@@ -172,8 +243,9 @@ def export_all(specs: list[StudentSpec], keys: Sequence[tuple[str, str]], work: 
 
 def calibrate(profile: DeviceProfile, keys: Sequence[tuple[str, str]], *, probes: int = 20,
               input_shape: tuple[int, int, int] = (3, 32, 32), runs: int = 200, warmup: int = 20, repeats: int = 3,
-              progress: bool | None = None, path: Path | None = None, **runner_kw: Any) -> tuple[Calibration, dict[str, Any]]:
-    """Measure ``probes`` new probe models, add them to the profile's calibration, refit, save."""
+              progress: bool | None = None, path: Path | None = None, kernels: bool = True,
+              **runner_kw: Any) -> tuple[Calibration, dict[str, Any]]:
+    """Measure ``probes`` new probe models (their kernels too, where the runtime allows), refit, save."""
     if probes < 1:
         raise CalibrationError(f"--probes {probes} is not allowed (must be >= 1)")
     path = path or profile.calibration_path
@@ -184,9 +256,33 @@ def calibrate(profile: DeviceProfile, keys: Sequence[tuple[str, str]], *, probes
     specs = probe_specs(start + probes, input_shape)[start:]
     with tempfile.TemporaryDirectory(prefix="edgecompress-calibrate-") as tmp:
         items = list(export_all(specs, keys, Path(tmp), progress))
+        t0 = time.monotonic()
+        if kernels and any(kernel_capable(r) for r, _ in keys):
+            # Kernel samples of earlier runs are kept: the new probes' samples are added to them.
+            for key, info in calibrate_kernels(items, profile, runs=runs, warmup=warmup, repeats=repeats, **runner_kw).items():
+                old = [KernelSample.from_dict(d) for d in cal.kernels.get(key, {}).get("kernel_samples", [])]
+                cal.kernels[key] = merge_kernel_fit(info, old, profile)
+        t_kernels = time.monotonic() - t0
         cal.measurements += measure_all(items, profile, runs=runs, warmup=warmup, repeats=repeats, progress=progress, **runner_kw)
+        device_s = time.monotonic() - t0
     from edgecompress.cost.calibration import runtime_key
 
     acc = cal.refit(profile, [runtime_key(r, p) for r, p in keys])
+    cal.meta = {**cal.meta, "last_run": {"device_s": round(device_s, 1), "kernel_device_s": round(t_kernels, 1),
+                                         "probes": len(specs), "keys": [runtime_key(r, p) for r, p in keys], "at": now_iso()}}
     cal.save(path)
-    return cal, {"path": str(path), "new_probes": len(specs), "accuracy": acc}
+    return cal, {"path": str(path), "new_probes": len(specs), "accuracy": acc, "device_s": device_s,
+                 "kernel_samples": {k: v.get("samples", 0) for k, v in cal.kernels.items()}}
+
+
+def merge_kernel_fit(info: dict[str, Any], old: list[KernelSample], profile: DeviceProfile) -> dict[str, Any]:
+    """Refit a kernel predictor on this run's samples plus an earlier run's (same per-inference term)."""
+    from edgecompress.cost.kernels import fit_kernels
+    from edgecompress.cost.predictor import prior_coefficients
+
+    if not old:
+        return info
+    samples = old + [KernelSample.from_dict(d) for d in info["kernel_samples"]]
+    precision = str(info.get("precision", "fp32"))
+    refit = fit_kernels(samples, [info["coef"]["const"] * 1e3], prior_coefficients(profile.priors, precision))
+    return {**info, **refit, "kernel_samples": [s.to_dict() for s in samples]}

@@ -1,9 +1,15 @@
 """The calibration file beside a profile, and the per-device latency predictor that reads it.
 
 ``<profile>.calibration.json`` keeps every measurement (the student spec, runtime, precision,
-measured median and spread) and the fit per ``runtime:precision``. Measurements store the
-spec, not the features, so a later cost model re-derives features from the same models;
-re-running ``calibrate`` appends measurements and refits on all of them.
+measured median and spread), the kernel samples and kernel fit per ``runtime:precision`` where
+the runtime times kernels apart (``kernels.py``), and the whole-model fit with its 90%
+prediction interval. Measurements store the spec, not the features, so a later cost model
+re-derives features from the same models; re-running ``calibrate`` appends measurements and
+refits on all of them.
+
+Schema 1 files (before kernel calibration and the separate ``add`` kernel type) still load:
+their fits predicted residual adds with the elementwise coefficients, so those are copied to
+the ``add_*`` terms, which reproduces their predictions exactly; they carry no interval.
 """
 
 from __future__ import annotations
@@ -11,17 +17,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import StudentSpec, atomic_write_text
-from edgecompress.cost.predictor import FEATURES, Accuracy, fit, predict, prior_coefficients
+from edgecompress.cost.estimate import CHANNEL_BLOCKS
+from edgecompress.cost.predictor import FEATURES, INTERVAL_LEVEL, Accuracy, fit, predict, prior_coefficients
 from edgecompress.errors import CalibrationError, ConfigError
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runtimes import list_runtimes
 
 CALIBRATION_KIND = "latency_calibration"
-CALIBRATION_SCHEMA = 1
+CALIBRATION_SCHEMA = 2
+_READABLE_SCHEMAS = (1, 2)
+# A kernel-fitted coefficient of 0 would pin the whole-model fit's coefficient at 0 (it scales
+# by its prior): floor each at this share of the profile's prior.
+_PRIOR_FLOOR = 0.05
 
 
 def runtime_key(runtime: str, precision: str) -> str:
@@ -47,6 +59,8 @@ class Measurement:
     std_ms: float
     runs: int
     measured_at: str = ""
+    peak_mem_mb: float | None = None  # peak RSS over the runtime's baseline, fresh process
+    round_p50_ms: tuple[float, ...] = ()  # the median of each interleaved round: the run-to-run noise
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -57,8 +71,10 @@ class Measurement:
     def from_dict(cls, d: dict[str, Any], where: str) -> Measurement:
         try:
             spec = StudentSpec.from_dict(d["spec"], where=f"{where}.spec")
+            mem = d.get("peak_mem_mb")
             return cls(str(d["runtime"]), str(d["precision"]), spec, float(d["latency_ms"]), float(d["p90_ms"]),
-                       float(d["std_ms"]), int(d["runs"]), str(d.get("measured_at", "")))
+                       float(d["std_ms"]), int(d["runs"]), str(d.get("measured_at", "")), None if mem is None else float(mem),
+                       tuple(float(v) for v in d.get("round_p50_ms", ())))
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"{where}: malformed measurement ({exc})") from None
 
@@ -75,6 +91,8 @@ class Calibration:
     hardware: str = ""
     measurements: list[Measurement] = dataclasses.field(default_factory=list)
     fits: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    kernels: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # key -> kernel fit + samples
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # device time, governor, temperatures
 
     @classmethod
     def load(cls, path: Path, device: str) -> Calibration:
@@ -86,21 +104,28 @@ class Calibration:
             raise CalibrationError(f"{path}: cannot read calibration ({exc}); delete it to start again") from None
         if not isinstance(data, dict) or data.get("kind") != CALIBRATION_KIND:
             raise CalibrationError(f"{path}: not a latency calibration file (kind must be {CALIBRATION_KIND!r})")
-        if data.get("schema_version") != CALIBRATION_SCHEMA:
-            raise CalibrationError(f"{path}: schema_version {data.get('schema_version')!r} is not supported "
-                                   f"(allowed: {CALIBRATION_SCHEMA})")
+        version = data.get("schema_version")
+        if version not in _READABLE_SCHEMAS:
+            raise CalibrationError(f"{path}: schema_version {version!r} is not supported "
+                                   f"(allowed: {', '.join(map(str, _READABLE_SCHEMAS))})")
         ms = [Measurement.from_dict(m, f"{path}: measurements[{i}]") for i, m in enumerate(data.get("measurements", []))]
         fits = data.get("fits", {})
         for key, f in fits.items():
+            if version == 1 and isinstance(f, dict) and isinstance(f.get("coef"), dict):
+                f["coef"].update({f"add_{q}": f["coef"].get(f"elem_{q}", 0.0) for q in ("macs", "mem", "n")})
             if not isinstance(f, dict) or set(f.get("coef", {})) != set(FEATURES):
                 raise CalibrationError(f"{path}: fits.{key}: coefficients do not match this version's features; "
                                        "re-run edgecompress calibrate to refit")
-        return cls(str(data.get("device", device)), str(data.get("hardware", "")), ms, fits)
+        kernels = data.get("kernels", {}) if version >= 2 else {}
+        meta = data.get("meta", {}) if version >= 2 else {}
+        if not isinstance(kernels, dict) or not isinstance(meta, dict):
+            raise CalibrationError(f"{path}: 'kernels' and 'meta' must be tables; re-run edgecompress calibrate")
+        return cls(str(data.get("device", device)), str(data.get("hardware", "")), ms, fits, kernels, meta)
 
     def save(self, path: Path) -> None:
         data = {"kind": CALIBRATION_KIND, "schema_version": CALIBRATION_SCHEMA, "device": self.device,
-                "hardware": self.hardware, "updated_at": now_iso(), "fits": self.fits,
-                "measurements": [m.to_dict() for m in self.measurements]}
+                "hardware": self.hardware, "updated_at": now_iso(), "meta": self.meta, "fits": self.fits,
+                "kernels": self.kernels, "measurements": [m.to_dict() for m in self.measurements]}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
     def refit(self, profile: DeviceProfile, keys: list[str] | None = None) -> dict[str, Accuracy]:
@@ -116,11 +141,81 @@ class Calibration:
                 continue
             precision = key.split(":")[1]
             feats = [spec_cost(m.spec).features for m in ms]
-            f = fit(feats, [m.latency_ms for m in ms], prior_coefficients(profile.priors, precision))
-            self.fits[key] = {"coef": f.coef, "lambda": f.lam, "n": f.n, "fitted_at": now_iso(),
-                              "loo": dataclasses.asdict(f.loo)}
+            measured = [m.latency_ms for m in ms]
+            # The channel block the runtime pads convs to is not known in advance: the one whose fit
+            # predicts left-out probes best (RMSPE) is kept.
+            block, f = min(((b, fit(feats, measured, self.prior(profile, key, precision, feats, measured, b), b))
+                            for b in (1, *CHANNEL_BLOCKS)), key=lambda t: t[1].loo.rmspe)
+            q = f.interval_halfwidth(measured)
+            self.fits[key] = {"coef": f.coef, "lambda": f.lam, "n": f.n, "fitted_at": now_iso(), "channel_block": block,
+                              "prior": "kernels" if key in self.kernels else "profile priors",
+                              "loo": dataclasses.asdict(f.loo),
+                              "interval": {"level": INTERVAL_LEVEL, "halfwidth": q if math.isfinite(q) else None,
+                                           "method": "split conformal on leave-one-out relative residuals"}}
+            mem = memory_fit(ms)
+            if mem is not None:
+                self.fits[key]["memory"] = mem
             out[key] = f.loo
         return out
+
+    def prior(self, profile: DeviceProfile, key: str, precision: str, features: list[dict[str, float]] | None = None,
+              measured: list[float] | None = None, block: int = 1) -> dict[str, float]:
+        """What the whole-model fit pulls towards: the kernel fit where there is one, else the priors.
+
+        The kernel fit is first tied to the unprofiled whole probes by three numbers fitted on
+        them: ``measured = s x kernels - d x kernel count + c``. The profiler adds its own
+        bookkeeping to every node it times (``d``, ~1-3 us per kernel here: small models are
+        overstated by up to 30%), and ``c`` is the per-inference term no kernel accounts for."""
+        base = prior_coefficients(profile.priors, precision)
+        kern = self.kernels.get(key, {}).get("coef")
+        if not kern:
+            return base
+        out = {k: max(float(kern.get(k, 0.0)), _PRIOR_FLOOR * base[k]) for k in FEATURES}
+        if features and measured:
+            s, d, c = tie_to_whole_models({**out, "const": 0.0}, features, measured, block)
+            for k in FEATURES:
+                out[k] = out[k] * s - (d if k.endswith("_n") else 0.0)
+                out[k] = max(out[k], _PRIOR_FLOOR * base[k])
+            out["const"] = max(c, _PRIOR_FLOOR * base["const"])
+        return out
+
+
+def tie_to_whole_models(kernel_coef: dict[str, float], features: list[dict[str, float]],
+                        measured: list[float], block: int = 1) -> tuple[float, float, float]:
+    """(s, d, c) of ``measured = s x kernel sum - d x kernel count + c``, least squares on relative
+    error, s in [0.5, 2], d >= 0, c >= 0."""
+    import numpy as np
+    from scipy.optimize import lsq_linear
+
+    ks = np.array([predict(kernel_coef, f, block) for f in features])
+    n = np.array([sum(v for k, v in f.items() if k.endswith("_n")) for f in features])
+    y = np.asarray(measured, float)
+    a = np.stack([ks, -n, np.ones_like(ks)], axis=1) / y[:, None]
+    sol = lsq_linear(a, np.ones_like(y), bounds=([0.5, 0.0, 0.0], [2.0, np.inf, np.inf]))
+    s, d, c = (float(v) for v in sol.x)
+    return s, d, c
+
+
+def memory_x_mb(cost: Any, precision: str) -> float:
+    """The peak-RAM model's variable part in MB: 2 x the model file (mapped + the runtime's packed
+    copy of the weights) + peak activations by liveness (see ``select``)."""
+    from edgecompress.cost.estimate import BYTES_PER_ELEM
+
+    return (2 * cost.size_bytes[precision] + cost.peak_activation_elems * BYTES_PER_ELEM[precision]) / (1024 * 1024)
+
+
+def memory_fit(ms: list[Measurement]) -> dict[str, float] | None:
+    """measured peak = a + b * (2 x file + activations), least squares over the probes that report a
+    peak; replaces the runtime's assumed fixed overhead once measured. None with fewer than 3."""
+    import numpy as np
+
+    from edgecompress.cost.estimate import spec_cost
+
+    pts = [(memory_x_mb(spec_cost(m.spec), m.precision), m.peak_mem_mb) for m in ms if m.peak_mem_mb]
+    if len(pts) < 3:
+        return None
+    b, a = np.polyfit([x for x, _ in pts], [y for _, y in pts], 1)
+    return {"a_mb": float(a), "b": float(b), "n": len(pts)}
 
 
 class LatencyPredictor:
@@ -149,8 +244,27 @@ class LatencyPredictor:
         return prior_coefficients(self.profile.priors, precision), "priors"
 
     def predict(self, features: dict[str, float], runtime: str | None = None, precision: str = "fp32") -> float:
-        coef, _ = self.coefficients(runtime or self.profile.runtime.kind, precision)
-        return predict(coef, features)
+        rt = runtime or self.profile.runtime.kind
+        coef, _ = self.coefficients(rt, precision)
+        block = int((self.calibration.fits.get(runtime_key(rt, precision)) or {}).get("channel_block", 1))
+        return predict(coef, features, block)
+
+    def interval_halfwidth(self, runtime: str, precision: str) -> float | None:
+        """Relative half-width q of the calibrated 90% interval ``[p (1 - q), p (1 + q)]``; None
+        without one (priors, a schema-1 file, or too few probes for a finite interval)."""
+        f = self.calibration.fits.get(runtime_key(runtime, precision)) or {}
+        q = (f.get("interval") or {}).get("halfwidth")
+        return None if q is None else float(q)
+
+    def upper(self, features: dict[str, float], runtime: str, precision: str) -> float | None:
+        """The upper end of the 90% prediction interval in ms, or None without an interval."""
+        q = self.interval_halfwidth(runtime, precision)
+        return None if q is None else self.predict(features, runtime, precision) * (1.0 + q)
+
+    def ram_mb(self, cost: Any, runtime: str, precision: str) -> float | None:
+        """Peak RAM in MB from the calibrated memory fit (measured peaks), or None without one."""
+        m = (self.calibration.fits.get(runtime_key(runtime, precision)) or {}).get("memory")
+        return None if not m else float(m["a_mb"]) + float(m["b"]) * memory_x_mb(cost, precision)
 
     def deploy_precisions(self) -> list[str]:
         """The profile's precisions, calibrated ones first-class: if any precision of the profile's

@@ -44,17 +44,50 @@ class ModelCost:
                             predicted_latency_ms, runtime, precision if predicted_latency_ms is not None else None)
 
 
+# SIMD channel blocks a CPU runtime pads convolutions to: ONNX Runtime's NCHWc layout rounds
+# channels up to 8 (AVX2) or 16 (AVX-512) floats, XNNPACK packs output channels in tiles of its
+# micro-kernel width. A 24-channel conv then costs a 32-channel one: 1.3x its MACs. Features
+# ``<type>_macs@B`` / ``<type>_mem@B`` hold the padded figures; calibration picks B per runtime.
+CHANNEL_BLOCKS = (8, 16)
+_PADDED = ("conv", "pw", "dw")
+
+
+def _pad(c: int, block: int) -> int:
+    return -(-c // block) * block
+
+
+def _padding(c: LayerCost, block: int) -> tuple[float, float]:
+    """(input, output) channel factors of a conv padded to ``block``: outputs always (the packed
+    weights and the output buffer are in blocks); a dense conv's inputs once there is more than
+    one block of them (the first layers read their few channels as they are)."""
+    cout = max(c.out_channels, 1)
+    out_f = _pad(cout, block) / cout
+    if c.kernel == "dw":
+        return out_f, out_f
+    cin = max(c.in_channels // max(c.groups, 1), 1)
+    return (_pad(cin, block) / cin if cin > block else 1.0), out_f
+
+
 def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str, float]:
-    """Per kernel type: MACs, elements moved (inputs + output + weights) and kernel count."""
+    """Per kernel type: MACs, elements moved (inputs + output + weights) and kernel count; for
+    convolutions also the same with channels padded to each of ``CHANNEL_BLOCKS``."""
     f: dict[str, float] = {}
     for t in KERNEL_TYPES:
         f[f"{t}_macs"] = f[f"{t}_mem"] = f[f"{t}_n"] = 0.0
+    for t in _PADDED:
+        for b in CHANNEL_BLOCKS:
+            f[f"{t}_macs@{b}"] = f[f"{t}_mem@{b}"] = 0.0
     for c in layers:
         if c.kernel is None:
             continue
         f[f"{c.kernel}_macs"] += c.macs
         f[f"{c.kernel}_mem"] += c.in_elems + c.out_elems + c.weight_elems
         f[f"{c.kernel}_n"] += 1
+        if c.kernel in _PADDED:
+            for b in CHANNEL_BLOCKS:
+                fi, fo = _padding(c, b)
+                f[f"{c.kernel}_macs@{b}"] += c.macs * fi * fo
+                f[f"{c.kernel}_mem@{b}"] += c.in_elems * fi + c.out_elems * fo + c.weight_elems * fi * fo
     return f
 
 

@@ -22,6 +22,7 @@ from edgecompress.tracing import trace_shapes
 _FUSABLE_ACTS = (nn.ReLU, nn.ReLU6)
 _FUSABLE_ACT_FUNCS = {torch.relu, torch.nn.functional.relu, torch.nn.functional.relu6, "relu", "relu_"}
 _ALIAS_FUNCS = {torch.flatten, "flatten", "view", "reshape", "contiguous", "squeeze", "unsqueeze", operator.getitem}
+_ADD = {operator.add, operator.iadd, torch.add, "add", "add_"}
 _BINARY = {operator.add, operator.mul, operator.sub, operator.iadd, torch.add, torch.mul, torch.cat, "add", "mul"}
 
 
@@ -54,7 +55,8 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Lay
         fused_into = src.name if src is not None and users.get(src.name) == 1 else None
         m = modules.get(node.target) if node.op == "call_module" else None
         kernel: str | None = None
-        macs = params = weights = cout = 0
+        macs = params = weights = cout = cin = 0
+        groups = 1
         alias: str | None = None
         op = type(m).__name__ if m is not None else getattr(node.target, "__name__", str(node.target))
         if node.op == "placeholder":
@@ -62,7 +64,7 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Lay
         elif isinstance(m, nn.Conv2d):
             k = m.kernel_size[0] * m.kernel_size[1]
             macs = _numel(shape) * (m.in_channels // m.groups) * k
-            weights, cout = m.weight.numel(), m.out_channels
+            weights, cout, cin, groups = m.weight.numel(), m.out_channels, m.in_channels, m.groups
             params = sum(p.numel() for p in m.parameters())
             if m.groups > 1:
                 kernel = "dw"
@@ -70,7 +72,7 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Lay
                 kernel = "pw" if k == 1 else "conv"
         elif isinstance(m, nn.Linear):
             macs = m.in_features * m.out_features * max(1, _numel(shape) // m.out_features)
-            weights, cout = m.weight.numel(), m.out_features
+            weights, cout, cin = m.weight.numel(), m.out_features, m.in_features
             params = sum(p.numel() for p in m.parameters())
             kernel = "fc"
         elif isinstance(m, nn.BatchNorm2d):
@@ -86,7 +88,8 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Lay
         elif isinstance(m, (nn.Identity, nn.Dropout, nn.Flatten)) or node.target in _ALIAS_FUNCS:
             alias = src.name if src is not None else None
         elif node.op in ("call_module", "call_function", "call_method") and shape:
-            kernel = "elem"  # activations, pooling, add / mul / cat, BN without a conv
+            # activations, pooling, mul / cat, BN without a conv; residual adds are their own type
+            kernel = "add" if node.target in _ADD else "elem"
             # One op per element of the larger of first input and output (pooling reads more
             # than it writes, add writes what each input holds).
             macs = max(_numel(_shape(src)) if src is not None else 0, _numel(shape))
@@ -97,7 +100,7 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Lay
         # to the next node so BN-then-ReLU after a conv both fuse.
         kinds[node.name] = kinds.get(alias) if alias is not None else kernel
         out.append(LayerCost(node.name, op, kernel, macs, params, weights, cout, in_elems, _numel(shape), shape, alias,
-                             tuple(a.name for a in ins)))
+                             tuple(a.name for a in ins), cin, groups))
     return out
 
 

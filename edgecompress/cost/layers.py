@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 # The fused kernels a CPU runtime runs; the latency predictor has one set of terms per type.
-KERNEL_TYPES = ("conv", "pw", "dw", "fc", "elem")
+# The residual ``add`` is its own type: ONNX Runtime fuses it into the conv before it (fp32)
+# or runs it as QLinearAdd (int8), so it costs differently from pooling / mul / activations.
+KERNEL_TYPES = ("conv", "pw", "dw", "fc", "elem", "add")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,3 +26,5 @@ class LayerCost:
     out_shape: tuple[int, ...]
     alias_of: str | None = None  # fused / aliased into this producer's buffer
     inputs: tuple[str, ...] = ()  # names of the nodes it reads
+    in_channels: int = 0  # conv / linear input channels (0 for other nodes)
+    groups: int = 1  # conv groups (depthwise: = in_channels)

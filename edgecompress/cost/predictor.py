@@ -3,10 +3,11 @@
     latency_ms = const + sum over kernel types t of (a_t * MACs_t + b_t * elements_t + c_t * count_t)
 
 Kernel types are the fused kernels a CPU runtime actually runs (dense conv, pointwise conv,
-depthwise conv, fully connected, and elementwise: add / mul / pool / unfused activations), so
+depthwise conv, fully connected, residual add, and elementwise: mul / pool / unfused activations), so
 each coefficient is a physical rate: a_t is 1 / achieved MAC throughput, b_t is bytes per
 element / achieved bandwidth, c_t the per-kernel dispatch overhead. Before any measurement the
-coefficients come from ``DeviceProfile.priors``.
+coefficients come from ``DeviceProfile.priors``; after kernel calibration (``cost/kernels.py``)
+they come from per-kernel measurements, and the whole-model fit below pulls towards those.
 
 The fit is non-negative least squares on *relative* errors (each model's row divided by its
 measured latency, since ±10% is the target), plus ridge rows that pull each coefficient
@@ -27,11 +28,13 @@ from edgecompress.cost.layers import KERNEL_TYPES
 from edgecompress.profiles import Priors
 
 FEATURES = tuple(f"{t}_{q}" for t in KERNEL_TYPES for q in ("macs", "mem", "n")) + ("const",)
-LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1)
+# Up to 10: with kernel-fitted coefficients as the prior, a strong pull means "trust the kernels".
+LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+INTERVAL_LEVEL = 0.9
 BYTES_PER_ELEM = {"fp32": 4, "fp16": 2, "int8": 1}
 # Depthwise and elementwise kernels are memory bound: assume a quarter of the dense MAC rate
 # until calibration says otherwise.
-_SLOW_KERNELS = {"dw": 4.0, "elem": 4.0}
+_SLOW_KERNELS = {"dw": 4.0, "elem": 4.0, "add": 4.0}
 
 
 def prior_coefficients(priors: Priors, precision: str) -> dict[str, float]:
@@ -49,21 +52,29 @@ def prior_coefficients(priors: Priors, precision: str) -> dict[str, float]:
     return coef
 
 
-def feature_vector(features: dict[str, float]) -> np.ndarray:
-    return np.array([1.0 if k == "const" else float(features.get(k, 0.0)) for k in FEATURES])
+def feature_vector(features: dict[str, float], block: int = 1) -> np.ndarray:
+    """The features in ``FEATURES`` order; with ``block`` > 1 the channel-padded conv figures."""
+    def get(k: str) -> float:
+        return float(features.get(f"{k}@{block}", features.get(k, 0.0)) if block > 1 else features.get(k, 0.0))
+
+    return np.array([1.0 if k == "const" else get(k) for k in FEATURES])
 
 
-def predict(coef: dict[str, float], features: dict[str, float]) -> float:
-    """Predicted latency in ms."""
-    return float(feature_vector(features) @ np.array([coef[k] for k in FEATURES]))
+def predict(coef: dict[str, float], features: dict[str, float], block: int = 1) -> float:
+    """Predicted latency in ms (``block``: the channel block the runtime pads convs to)."""
+    return float(feature_vector(features, block) @ np.array([coef[k] for k in FEATURES]))
 
 
-def _solve(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lam: float) -> np.ndarray:
+def _solve(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lam: float, relative: bool = True) -> np.ndarray:
+    """Non-negative ridge fit, every coefficient scaled by its prior; errors relative to each
+    row's ``y`` (whole models: the ±10% target), or absolute in units of the mean ``y``
+    (kernels: what matters is the sum over a model's kernels, which the large ones dominate)."""
     from scipy.optimize import nnls
 
-    # Substitute w = prior * u so every unknown is O(1): rows become relative errors.
-    a = (x * prior) / y[:, None]
-    b = np.ones_like(y)
+    # Substitute w = prior * u so every unknown is O(1).
+    scale = 1.0 / y if relative else np.full_like(y, 1.0 / float(np.mean(y)))
+    a = (x * prior) * scale[:, None]
+    b = y * scale
     n = len(prior)
     a = np.vstack([a, math.sqrt(lam) * np.eye(n)])
     b = np.concatenate([b, math.sqrt(lam) * np.ones(n)])
@@ -87,17 +98,35 @@ class Accuracy:
         return cls(len(err), float(np.mean(np.abs(err) <= 10.0)), float(np.sqrt(np.mean(err**2))), float(np.max(np.abs(err))))
 
 
+def conformal_halfwidth(relative_residuals: Sequence[float], level: float = INTERVAL_LEVEL) -> float:
+    """Split-conformal half-width q of a ``level`` interval ``[p (1 - q), p (1 + q)]``.
+
+    ``relative_residuals`` are (measured - predicted) / predicted of models the fit did not see
+    (leave-one-out). The ceil((n + 1) level)-th smallest absolute residual covers a new model
+    with probability >= level when models are exchangeable (Vovk et al.; Lei et al. 2018);
+    with too few residuals for that rank the interval is unbounded (inf).
+    """
+    r = np.sort(np.abs(np.asarray(relative_residuals, float)))
+    k = math.ceil((len(r) + 1) * level)
+    return float(r[k - 1]) if 0 < k <= len(r) else float("inf")
+
+
 @dataclasses.dataclass(frozen=True)
 class Fit:
     coef: dict[str, float]
     lam: float
     n: int
     loo: Accuracy  # leave-one-out accuracy over the measured probes
+    loo_predicted: tuple[float, ...] = ()  # the leave-one-out predictions at ``lam``, probe order
+
+    def interval_halfwidth(self, measured: Sequence[float], level: float = INTERVAL_LEVEL) -> float:
+        p = np.asarray(self.loo_predicted, float)
+        return conformal_halfwidth((np.asarray(measured, float) - p) / p, level)
 
 
-def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior: dict[str, float]) -> Fit:
+def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior: dict[str, float], block: int = 1) -> Fit:
     """Fit coefficients to measurements; ``lam`` by leave-one-out, which is also reported."""
-    x = np.stack([feature_vector(f) for f in features]) if features else np.zeros((0, len(FEATURES)))
+    x = np.stack([feature_vector(f, block) for f in features]) if features else np.zeros((0, len(FEATURES)))
     y = np.asarray(latency_ms, float)
     p = np.array([prior[k] for k in FEATURES])
     if len(y) == 0:
@@ -116,6 +145,6 @@ def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior
     # settings the more regularized one generalizes better.
     top = max(r[1].within_10pct for r in results)
     se = float(np.sqrt(max(top * (1 - top), 1e-12) / len(y)))
-    best_lam, best_acc, _ = max((r for r in results if r[1].within_10pct >= top - se), key=lambda r: r[0])
+    best_lam, best_acc, best_preds = max((r for r in results if r[1].within_10pct >= top - se), key=lambda r: r[0])
     w = _solve(x, y, p, best_lam)
-    return Fit(dict(zip(FEATURES, map(float, w), strict=True)), best_lam, len(y), best_acc)
+    return Fit(dict(zip(FEATURES, map(float, w), strict=True)), best_lam, len(y), best_acc, tuple(best_preds))

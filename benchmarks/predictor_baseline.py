@@ -1,0 +1,89 @@
+"""Is the kernel-level calibration better than the strongest simple baseline on the same data?
+
+Reads the committed run of ``benchmarks/latency_predictor.py`` (the host calibration file it
+saved: every probe measurement, and the held-out students' measured latencies in its JSON) and
+refits each ONNX Runtime key two ways on exactly those probe measurements:
+
+- **kernels** (what ``edgecompress calibrate`` does): the whole-model fit pulled towards the
+  fit of the kernels timed apart by ONNX Runtime's node profiler;
+- **whole models only** (the previous calibration): the same fit pulled towards the profile's
+  priors, no kernel samples.
+
+Both are scored on the same held-out students (regenerated from the benchmark's seed and
+checked against the JSON's labels). No new measurement is taken: this compares two fits of one
+fresh run's data, so the two columns differ only by the kernel samples.
+
+    python benchmarks/predictor_baseline.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.predictor_scoring import spearman  # noqa: E402
+from edgecompress.artifacts import atomic_write_text  # noqa: E402
+from edgecompress.cost.calibrate import random_students  # noqa: E402
+from edgecompress.cost.calibration import Calibration, LatencyPredictor  # noqa: E402
+from edgecompress.cost.estimate import spec_cost  # noqa: E402
+from edgecompress.profiles import load_profile  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _scores(pred: LatencyPredictor, runtime: str, precision: str, specs: list, measured: list[float]) -> dict[str, float]:
+    p = np.array([pred.predict(spec_cost(s).features, runtime, precision) for s in specs])
+    m = np.array(measured)
+    err = np.abs(p - m) / m * 100
+    return {"within_10pct": round(float(np.mean(err <= 10)), 3), "within_5pct": round(float(np.mean(err <= 5)), 3),
+            "mape": round(float(np.mean(err)), 2), "worst_abs_pct": round(float(np.max(err)), 2),
+            "spearman": round(spearman(list(p), list(m)), 4)}
+
+
+def main() -> None:
+    run = json.loads((RESULTS / "latency_predictor.json").read_text())
+    profile = load_profile("host")
+    cal_path = ROOT / run["calibration_file"]
+    with_kernels = Calibration.load(cal_path, profile.name)
+    whole_only = Calibration(with_kernels.device, with_kernels.hardware, list(with_kernels.measurements), kernels={})
+    with_kernels.refit(profile)
+    whole_only.refit(profile)
+    preds = {"kernels": LatencyPredictor(profile, with_kernels), "whole models only": LatencyPredictor(profile, whole_only)}
+    held = random_students(run["held_out"], tuple(run["input_shape"]), seed=1)
+    rows = {}
+    for key, res in run["runtimes"].items():
+        runtime, precision = key.split(":")
+        if runtime != "onnxruntime-cpu":
+            continue  # LiteRT's interpreter reports no per-op times: it has only the whole-model fit
+        models = res["models"]
+        labels = [(s.family, s.label) for s in held]
+        if [(r["family"], r["label"]) for r in models] != labels:
+            raise SystemExit(f"{key}: the JSON's held-out students are not the benchmark's seed-1 draw; re-run it")
+        measured = [r["measured_ms"] for r in models]
+        rows[key] = {name: _scores(p, runtime, precision, held, measured) for name, p in preds.items()}
+    result = {"source": "benchmarks/results/latency_predictor.json + " + run["calibration_file"],
+              "source_command": run["command"], "cpu": run["cpu"], "cpu_int8_flags": run["cpu_int8_flags"],
+              "probe_models": run["probe_models"], "held_out": run["held_out"], "runtimes": rows,
+              "command": "python " + os.path.relpath(__file__, ROOT)}
+    lines = ["# Kernel-level calibration vs whole-model fit, same measurements", "",
+             f"Probes and held-out latencies of `{run['command']}` ({run['cpu']}); refitted both ways, nothing re-measured.", "",
+             "| runtime | fit | within ±10% | within ±5% | MAPE % | worst % | Spearman |", "|---|---|---|---|---|---|---|"]
+    for key, fits in rows.items():
+        for name, s in fits.items():
+            lines.append(f"| {key} | {name} | {s['within_10pct']:.0%} | {s['within_5pct']:.0%} | {s['mape']} | "
+                         f"{s['worst_abs_pct']} | {s['spearman']} |")
+    lines += ["", f"Command: `{result['command']}`", ""]
+    atomic_write_text(RESULTS / "predictor_baseline.json", json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RESULTS / "predictor_baseline.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -22,10 +22,12 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 
 def _format_table(rows: list[dict[str, object]]) -> str:
-    header = ("family", "arch", "MACs", "x teacher", "params", "prec", "latency_ms", "peak_ram_mb", "size_mb", "fits")
+    # latency_90 is the upper end of the calibrated 90% interval: what the budget is checked on.
+    header = ("family", "arch", "MACs", "x teacher", "params", "prec", "latency_ms", "latency_90", "peak_ram_mb", "size_mb", "fits")
     body = [(str(r["family"]), str(r["label"]), f"{r['macs']:,}",
              "-" if r.get("compression_x") is None else f"{r['compression_x']:.3g}x", f"{r['params']:,}", str(r["precision"]),
-             f"{r['latency_ms']:.3f}", f"{r['peak_ram_mb']:.2f}", f"{r['size_mb']:.3f}",
+             f"{r['latency_ms']:.3f}", "-" if r.get("latency_upper_ms") is None else f"{r['latency_upper_ms']:.3f}",
+             f"{r['peak_ram_mb']:.2f}", f"{r['size_mb']:.3f}",
              "yes" if r["fits"] else "no (" + ",".join(r["over"]) + ")")  # type: ignore[arg-type]
             for r in rows]
     widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]

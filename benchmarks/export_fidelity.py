@@ -39,9 +39,13 @@ import torch
 from torch import nn
 
 from edgecompress.artifacts import Preprocessing, StudentSpec, atomic_write_text
+from edgecompress.bench.device_runner import cpu_model
 from edgecompress.export import ExportConfig, export_module
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from default_build import int8_flags  # noqa: E402  (stdlib only: VNNI / AMX / AVX2 flags of this CPU)
+
 SHAPES = "shapes:train=2000,val=1000,test=200"
 TARGETS = {"conversion_rate": 1.0, "int8_min_agreement": 0.99, "int8_max_acc_drop_pt": 0.5, "tflite_int8_latency_ratio": 0.5}
 INT8 = {"int8", "full-int8", "dynamic-int8"}
@@ -244,9 +248,24 @@ def export_rows(name: str, model: nn.Module, pre: Preprocessing, calib: np.ndarr
                 "size_bytes": a.size_bytes if a else None,
                 "transposes": (a.op_counts.get("Transpose", 0) + a.op_counts.get("TRANSPOSE", 0)) if a else None,
                 "n_val": int(len(vy)),
+                **(_int8_record(a) if a is not None and canon in INT8 else {}),
                 **({"error": errors["error"][:500]} if errors else {}),
             })
     return rows
+
+
+def _int8_record(a: Any) -> dict[str, Any]:
+    """How the exporter's defaults (accuracy-aware int8, CPU-chosen ONNX weight bits) built this file."""
+    qs = a.quant_settings or {}
+    kept = next((t for t in a.attempts if t.chosen), None)
+    return {
+        "int8_steps": [t.step for t in a.attempts],  # empty: the first (plain PTQ) file passed the gate
+        "int8_kept_step": kept.step if kept else ("ptq" if not a.attempts else None),
+        "float_share": kept.float_share if kept else 0.0,
+        "weight_bits": qs.get("weight_bits"),
+        "io": qs.get("io"),
+        "tuning_s": round(sum(t.seconds for t in a.attempts), 2),
+    }
 
 
 # --------------------------------------------------------------------------- latency
@@ -283,7 +302,9 @@ def latency(work: Path, rounds: int, runs: int) -> dict[str, Any]:
         cfg = ExportConfig(formats=("tflite",), precisions=("fp32", "int8"), enforce_parity=False, parity_samples=64)
         arts = export_module(model, task.preprocessing, cfg, work / "latency" / name.replace(" ", "_"), calib, vx, vy, progress=False)
         paths[name] = {a.precision: a.path for a in arts}
-        out["models"][name] = {"macs": estimate_cost(model, shape).macs, "fp32_p50_ms": [], "int8_p50_ms": [], "ratio": []}
+        i8 = next(a for a in arts if a.precision == "full-int8")
+        out["models"][name] = {"macs": estimate_cost(model, shape).macs, "fp32_p50_ms": [], "int8_p50_ms": [], "ratio": [],
+                               "int8_file": _int8_record(i8)}
     with cpu_lock():
         for _ in range(rounds):  # interleaved so slow drift of the shared machine hits both alike
             for name, p in paths.items():
@@ -337,6 +358,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Command: `{result['command']}`  ",
         f"Machine: {result['machine']}  ",
+        f"CPU: {result['cpu']} (int8 flags: {', '.join(result['cpu_int8_flags']) or 'none read'})  ",
+        f"Export: {result['export_config']}  ",
         f"Date: {result['date']}, total {result['wall_s'] / 60:.1f} min; architectures run: {result['architectures']}",
         "",
         "Each architecture trained briefly on built-in data, exported, and every artifact run through its own "
@@ -358,15 +381,22 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "## Per artifact",
         "",
-        "| arch | format | precision | conv | agreement | acc (ref) | acc Δ pt | max abs diff | export s | KiB | Transpose |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| arch | format | precision | conv | agreement | acc (ref) | acc Δ pt | max abs diff | export s | KiB | Transpose "
+        "| int8 kept (steps tried, float share, ONNX weight bits, TFLite I/O) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
+        kept = "-"
+        if r.get("int8_kept_step"):
+            bits = f", {r['weight_bits']}-bit weights" if r.get("weight_bits") else ""
+            io = f", {r['io']} I/O" if r.get("io") else ""
+            kept = (f"{r['int8_kept_step']} ({' > '.join(r['int8_steps']) or 'one attempt'}, "
+                    f"{r['float_share']:.1%} float{bits}{io})")
         lines.append(
             f"| {r['arch']} | {r['format']} | {r['precision']} | {'yes' if r['converted'] else 'NO'} | "
             f"{_fmt(r['top1_agreement'], '.2%')} | {_fmt(r['acc_reference'], '.1f')} | {_fmt(r['acc_delta_pt'], '+.2f')} | "
             f"{_fmt(r['max_abs_diff'], '.2g')} | {_fmt(r['export_s'], '.2f')} | "
-            f"{_fmt(r['size_bytes'] / 1024 if r['size_bytes'] else None, '.0f')} | {_fmt(r['transposes'], 'd')} |"
+            f"{_fmt(r['size_bytes'] / 1024 if r['size_bytes'] else None, '.0f')} | {_fmt(r['transposes'], 'd')} | {kept} |"
         )
     errs = [r for r in result["rows"] if r.get("error")]
     if errs:
@@ -379,15 +409,18 @@ def markdown(result: dict[str, Any]) -> str:
             f"## TFLite full-int8 vs fp32 latency (host, 1 thread, input {'x'.join(map(str, lat['input_shape']))}, "
             f"{lat['rounds']} interleaved rounds x {lat['runs_per_round']} runs, p50 per round)",
             "",
-            "| model | MACs | fp32 p50 ms (median, min-max) | int8 p50 ms (median, min-max) | int8/fp32 (median, min-max) |",
-            "|---|---|---|---|---|",
+            "| model | MACs | fp32 p50 ms (median, min-max) | int8 p50 ms (median, min-max) | int8/fp32 (median, min-max) "
+            "| int8 file kept |",
+            "|---|---|---|---|---|---|",
         ]
         for name, m in lat["models"].items():
             f32, i8 = m["fp32_p50_ms"], m["int8_p50_ms"]
+            k = m.get("int8_file") or {}
             lines.append(
                 f"| {name} | {m['macs'] / 1e6:.1f} M | {statistics.median(f32):.2f} ({min(f32):.2f}-{max(f32):.2f}) | "
                 f"{statistics.median(i8):.2f} ({min(i8):.2f}-{max(i8):.2f}) | {m['ratio_median']:.2f} "
-                f"({m['ratio_min']:.2f}-{m['ratio_max']:.2f}) |"
+                f"({m['ratio_min']:.2f}-{m['ratio_max']:.2f}) | {k.get('int8_kept_step', '-')}, "
+                f"{k.get('float_share', 0.0):.1%} float, io {k.get('io') or '-'} |"
             )
         lines += ["", "Export time of a TFLite row: the first TFLite precision carries the whole onnx2tf run "
                   "(all precisions are written by one conversion); the others only copy and check their file."]
@@ -408,6 +441,10 @@ def _write(out: Path, state: dict[str, Any], t_start: float, final: bool) -> Non
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"shared 2-core VM ({platform.processor() or platform.machine()}) with other jobs running; "
                    "training and export are not timed under a lock, latency is (/tmp/edgecompress-cpu.lock)",
+        "cpu": cpu_model(),
+        "cpu_int8_flags": int8_flags(),
+        "export_config": "ExportConfig defaults (accuracy_aware=True, onnx_reduce_range=None: weight bits chosen from "
+                         "this CPU, qat=False) with enforce_parity=False",
         "architectures": f"{len(done)} of {len(ARCHS)}",
         "targets": TARGETS,
         "rows": rows,

@@ -24,6 +24,7 @@ OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 from edgecompress.bench.device_runner import cpu_model  # noqa: E402  (stdlib only)
+from edgecompress.export.cpu_int8 import cpu_flags  # noqa: E402  (stdlib only)
 
 
 def _run(run_dir: Path, env: dict[str, str]) -> float:
@@ -35,11 +36,7 @@ def _run(run_dir: Path, env: dict[str, str]) -> float:
 
 def int8_flags() -> list[str]:
     """The x86 int8 extensions the kernels can use (VNNI, AMX), or [] where /proc/cpuinfo has none."""
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if "vnni" in f or f.startswith("amx") or f == "avx2")
+    return sorted(f for f in cpu_flags() if "vnni" in f or f.startswith("amx") or f == "avx2")
 
 
 def main() -> None:
@@ -59,7 +56,7 @@ def main() -> None:
         "cold_wall_s": round(cold, 1),
         "resumed_wall_s": round(warm, 1),
         "resumed_stages": s["resumed_stages"],
-        "student": s["selection"]["chosen"]["extra"].get("label", s["selection"]["chosen"]["arch"]),
+        "student": s["selection"]["chosen"].get("label") or s["selection"]["chosen"]["arch"],
         "student_test_acc": final.get("test_acc"),
         "teacher_test_acc": final.get("teacher_test_acc"),
         "int8_top1_agreement": int8["parity"]["top1_agreement"],

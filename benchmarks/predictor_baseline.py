@@ -23,28 +23,16 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.predictor_scoring import spearman  # noqa: E402
+from benchmarks.predictor_scoring import latency_scores  # noqa: E402
 from edgecompress.artifacts import atomic_write_text  # noqa: E402
 from edgecompress.cost.calibrate import random_students  # noqa: E402
-from edgecompress.cost.calibration import Calibration, LatencyPredictor  # noqa: E402
-from edgecompress.cost.estimate import spec_cost  # noqa: E402
+from edgecompress.cost.calibration import Calibration, LatencyPredictor, Measurement  # noqa: E402
 from edgecompress.profiles import load_profile  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def _scores(pred: LatencyPredictor, runtime: str, precision: str, specs: list, measured: list[float]) -> dict[str, float]:
-    p = np.array([pred.predict(spec_cost(s).features, runtime, precision) for s in specs])
-    m = np.array(measured)
-    err = np.abs(p - m) / m * 100
-    return {"within_10pct": round(float(np.mean(err <= 10)), 3), "within_5pct": round(float(np.mean(err <= 5)), 3),
-            "mape": round(float(np.mean(err)), 2), "worst_abs_pct": round(float(np.max(err)), 2),
-            "spearman": round(spearman(list(p), list(m)), 4)}
 
 
 def main() -> None:
@@ -66,8 +54,10 @@ def main() -> None:
         labels = [(s.family, s.label) for s in held]
         if [(r["family"], r["label"]) for r in models] != labels:
             raise SystemExit(f"{key}: the JSON's held-out students are not the benchmark's seed-1 draw; re-run it")
-        measured = [r["measured_ms"] for r in models]
-        rows[key] = {name: _scores(p, runtime, precision, held, measured) for name, p in preds.items()}
+        # The held-out measurements as the benchmark scored them (its JSON keeps median and p90/p50).
+        ms = [Measurement(runtime, precision, spec, r["measured_ms"], r["measured_ms"] * r["p90_over_p50"], 0.0, run["runs"])
+              for spec, r in zip(held, models, strict=True)]
+        rows[key] = {name: latency_scores(p, ms)[0] for name, p in preds.items()}
     result = {"source": "benchmarks/results/latency_predictor.json + " + run["calibration_file"],
               "source_command": run["command"], "cpu": run["cpu"], "cpu_int8_flags": run["cpu_int8_flags"],
               "probe_models": run["probe_models"], "held_out": run["held_out"], "runtimes": rows,

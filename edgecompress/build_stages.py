@@ -57,13 +57,13 @@ class BuildContext:
 Choice = tuple[StudentSpec, list[dict[str, Any]]]  # the chosen spec and every candidate's row
 
 
-def select_stage(ctx: BuildContext, choose: Callable[[], Choice], chosen: Choice | None) -> Stage[StudentSpec]:
-    """``chosen``: the choice already made while validating (None when the stage will load)."""
+def select_stage(ctx: BuildContext, choose: Callable[[], Choice]) -> Stage[StudentSpec]:
+    """``choose`` costs the candidates and chooses (``build`` calls it while validating, cached)."""
     spec_path, cand_path = ctx.run_dir / "spec.json", ctx.run_dir / "candidates.json"
     cfg = ctx.cfg
 
     def run(_resume: bool) -> StudentSpec:
-        spec, rows = chosen or choose()
+        spec, rows = choose()
         atomic_write_text(cand_path, strict_dumps(rows, indent=2))
         spec.save(spec_path)
         return spec

@@ -8,6 +8,7 @@ inputs did not change.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -167,21 +168,21 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
 
     # 1. select: fails on budgets nothing fits, and the chosen student is checked against the
     # data, both before the run folder is touched (selection takes about a second).
-    probe = select_stage(ctx, lambda: _choose(ctx), None)
-    chosen = None if cache.fresh(probe) else _choose(ctx)
-    if chosen is not None:
-        check_inputs(teacher, chosen[0], task, dcfg)
+    choose = functools.cache(lambda: _choose(ctx))  # made once: while validating, or when the stage runs
+    sel = select_stage(ctx, choose)
+    selecting = not cache.fresh(sel)
+    if selecting:
+        check_inputs(teacher, choose()[0], task, dcfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "run_config.json", strict_dumps(cfg.to_dict(), indent=2))
     atomic_write_text(run_dir / "preprocessing.json", strict_dumps(prep_record, indent=2))
     reap_work_folders(run_dir / "export")
-    sel = select_stage(ctx, lambda: _choose(ctx), chosen)
     spec = cache.execute(sel)
     ratio = spec.selection.compression_x if spec.selection else None
     _log(f"[select] chose {spec.family} {spec.arch}" + (f": {ratio:.1f}x fewer MACs than the teacher" if ratio else ""), quiet)
 
     # 2. distill
-    if chosen is None:
+    if not selecting:
         check_inputs(teacher, spec, task, dcfg)  # the saved student against the data, before training
     dist = distill_stage(ctx, sel, spec, progress=not quiet)
     ckpt = cache.execute(dist)

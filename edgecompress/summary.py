@@ -96,9 +96,9 @@ class StageOutputs:
     deployment: Deployment | None = None
 
 
-def _verdict(out: StageOutputs, deployment: Deployment, measured: tuple[list[BenchmarkResult], list[BenchmarkResult], bool]) -> Verdict:
+def _verdict(out: StageOutputs, deployment: Deployment, on_device: list[BenchmarkResult],
+             local_same: list[BenchmarkResult], emulated: bool) -> Verdict:
     profile, budgets, sel = out.profile, out.profile.budgets, out.spec.selection
-    on_device, local_same, emulated = measured
     deployed = deployment.artifact
     predicted = out.spec.cost.predicted_latency_ms if out.spec.cost else None
     if on_device:
@@ -141,7 +141,7 @@ def make_summary(out: StageOutputs, cache: StageCache, wall_s: float) -> BuildSu
     emulated = [b for b in on_device if b.emulated]
     on_device = [b for b in on_device if not b.emulated]
     local_same = [b for b in same if b.runner == "local"]
-    verdict = _verdict(out, deployment, (on_device, local_same, bool(emulated)))
+    verdict = _verdict(out, deployment, on_device, local_same, bool(emulated))
 
     predicted = spec.cost.predicted_latency_ms if spec.cost else None
     pvm = tuple(

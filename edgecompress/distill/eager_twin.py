@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgecompress.artifacts import atomic_write_text
 from edgecompress.errors import TeacherError
 
 SUFFIX = ".eager.json"
@@ -43,8 +44,6 @@ def sidecar_path(pt2_path: Path) -> Path:
 
 
 def write_sidecar(pt2_path: Path, builder: str, kwargs: dict[str, Any], state_dict: Path) -> Path:
-    from edgecompress.artifacts import atomic_write_text
-
     record = {"builder": builder, "kwargs": kwargs, "state_dict": state_dict.name}
     path = sidecar_path(pt2_path)
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from edgecompress.artifacts import SelectionInfo, StudentSpec, TeacherRecord
 from edgecompress.bounds import MAX_BUDGET, check_float
 from edgecompress.cost.calibration import LatencyPredictor
-from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, spec_cost
+from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, size_for, spec_cost
 from edgecompress.cost.reference import ReferenceCost, module_reference
 from edgecompress.errors import SelectError
 from edgecompress.profiles import Budgets, DeviceProfile
@@ -134,7 +134,8 @@ class TeacherRef:
 
 def peak_ram_mb(cost: ModelCost, precision: str, runtime: str) -> float:
     """Peak RAM estimate in MB (see the module docstring for the model)."""
-    return ram_model_mb(cost.size_bytes[precision], cost.peak_activation_elems * BYTES_PER_ELEM[precision], runtime)
+    size = size_for(cost.size_bytes, precision, get_runtime(runtime).artifact_format)
+    return ram_model_mb(size, cost.peak_activation_elems * BYTES_PER_ELEM[precision], runtime)
 
 
 def ram_model_mb(file_bytes: int, activation_bytes: int, runtime: str) -> float:
@@ -156,7 +157,7 @@ def teacher_ref(cost: ReferenceCost, profile: DeviceProfile, predictor: LatencyP
     if cost.features is None or cost.size_bytes is None:
         return TeacherRef(cost)
     precision, ms = predictor.best(cost.features)
-    size = cost.size_bytes[precision]
+    size = size_for(cost.size_bytes, precision, get_runtime(profile.runtime.kind).artifact_format)
     ram = None
     if cost.peak_activation_elems is not None:
         ram = ram_model_mb(size, cost.peak_activation_elems * BYTES_PER_ELEM[precision], profile.runtime.kind)
@@ -178,6 +179,7 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
     """Cost every candidate of every family (deduplicated: widths that round to the same net)."""
     predictor = predictor or LatencyPredictor.for_profile(profile)
     runtime = profile.runtime.kind
+    fmt = get_runtime(runtime).artifact_format  # the file the device gets: its int8 framing
     out: list[Candidate] = []
     for fam_name in families:
         fam = get_family(fam_name)
@@ -199,7 +201,7 @@ def enumerate_candidates(profile: DeviceProfile, input_shape: tuple[int, int, in
             # Measured peaks (calibrate) replace the assumed runtime overhead when there are any.
             ram = predictor.ram_mb(cost, runtime, precision)
             ram = peak_ram_mb(cost, precision, runtime) if ram is None else ram
-            size = cost.size_bytes[precision] / MB
+            size = size_for(cost.size_bytes, precision, fmt) / MB
             slow = (ms if upper is None else upper) > budget.latency_budget_ms
             over = tuple(n for n, bad in (("latency", slow), ("ram", ram > budget.peak_ram_budget_mb),
                                           ("size", size > budget.model_size_budget_mb)) if bad)

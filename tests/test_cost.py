@@ -11,7 +11,14 @@ from torch import nn
 from edgecompress.artifacts import CostEstimate, StudentSpec
 from edgecompress.cost import estimate_cost, model_cost
 from edgecompress.cost.arch_cost import arch_layer_costs
-from edgecompress.cost.estimate import FILE_OVERHEAD_BYTES, PER_KERNEL_OVERHEAD_BYTES, costs_from_layers, spec_cost
+from edgecompress.cost.estimate import (
+    FILE_OVERHEAD_BYTES,
+    INT8_FRAMING,
+    PER_KERNEL_OVERHEAD_BYTES,
+    costs_from_layers,
+    size_for,
+    spec_cost,
+)
 from edgecompress.students import create_student
 
 torch.set_num_threads(1)
@@ -55,7 +62,13 @@ def test_tiny_by_hand() -> None:
     frame = FILE_OVERHEAD_BYTES + 3 * PER_KERNEL_OVERHEAD_BYTES
     assert c.size_bytes["fp32"] == frame + 4 * (116 + 6)
     assert c.size_bytes["fp16"] == frame + 2 * (116 + 6)
-    assert c.size_bytes["int8"] == frame + 116 + 8 * 6
+    # int8 per format: its own framing per file / kernel / output channel; "int8" alone (format
+    # unknown) is the larger of the two.
+    for fmt, (per_file, per_kernel, per_channel) in INT8_FRAMING.items():
+        assert c.size_bytes[f"int8@{fmt}"] == per_file + 3 * per_kernel + 116 + per_channel * 6
+        assert size_for(c.size_bytes, "int8", fmt) == c.size_bytes[f"int8@{fmt}"]
+    assert c.size_bytes["int8"] == max(c.size_bytes["int8@onnx"], c.size_bytes["int8@tflite"])
+    assert size_for(c.size_bytes, "fp32", "tflite") == c.size_bytes["fp32"]
     est = estimate_cost(Tiny(), (3, 4, 4), precision="int8")
     assert isinstance(est, CostEstimate) and est.peak_activation_bytes == 112 and est.macs == 1736
 

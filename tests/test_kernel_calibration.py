@@ -14,7 +14,7 @@ from edgecompress.cost.calibrate import calibrate_kernels, export_spec, probe_sp
 from edgecompress.cost.calibration import Calibration, LatencyPredictor, Measurement
 from edgecompress.cost.estimate import spec_cost
 from edgecompress.cost.kernels import KernelSample, fit_kernels, samples_from_profile
-from edgecompress.cost.predictor import FEATURES, conformal_halfwidth, predict, prior_coefficients
+from edgecompress.cost.predictor import FEATURES, conformal_halfwidth, fit, predict, prior_coefficients
 from edgecompress.errors import CalibrationError
 from edgecompress.profiles import builtin_profiles_dir, load_profile_file
 from edgecompress.select import run_selection
@@ -131,6 +131,36 @@ def test_kernel_prior_drives_the_whole_model_fit(host) -> None:
     prior = cal.prior(host, "onnxruntime-cpu:fp32", "fp32")
     base = prior_coefficients(host.priors, "fp32")
     assert all(prior[k] == pytest.approx(0.05 * base[k]) for k in FEATURES)  # floored, never 0
+
+
+def test_leave_one_out_never_sees_the_left_out_probe_through_the_kernel_prior(host) -> None:
+    """The kernel prior is tied to the whole probes; each fold ties it without its left-out probe.
+    Moving one probe's measurement must leave that probe's own leave-one-out prediction alone."""
+    cal = _calibrated(host, 0.05)
+    key = "onnxruntime-cpu:fp32"
+    base = prior_coefficients(host.priors, "fp32")
+    cal.kernels[key] = {"coef": {k: v * 0.7 for k, v in base.items()}}
+    feats = [spec_cost(m.spec).features for m in cal.measurements]
+    measured = [m.latency_ms for m in cal.measurements]
+    moved = list(measured)
+    moved[3] *= 5.0
+    loo = [fit(feats, y, cal._prior_of(host, key, "fp32", feats, y, 1, "kernels")).loo_predicted for y in (measured, moved)]
+    assert loo[0][3] == pytest.approx(loo[1][3], rel=1e-9)
+    assert any(abs(a - b) > 1e-9 * abs(a) for a, b in zip(loo[0], loo[1], strict=True))  # the others do see it
+
+
+def test_refit_keeps_the_prior_that_predicts_left_out_probes_better(host) -> None:
+    cal = _calibrated(host, 0.02)
+    key = "onnxruntime-cpu:fp32"
+    base = prior_coefficients(host.priors, "fp32")
+    # A kernel fit that is wrong by a different factor per kernel type: no tie rescues it.
+    rng = np.random.default_rng(1)
+    cal.kernels[key] = {"coef": {k: v * float(rng.choice([0.05, 20.0])) for k, v in base.items()}}
+    cal.refit(host)
+    assert cal.fits[key]["prior"] == "profile priors"
+    cal.kernels[key] = {"coef": dict(base)}  # the probes were measured at the priors: kernels as good
+    cal.refit(host)
+    assert cal.fits[key]["prior"] in ("kernels", "profile priors") and cal.fits[key]["loo"]["within_10pct"] == 1.0
 
 
 def test_real_ort_kernel_calibration(host, tmp_path: Path) -> None:

@@ -18,15 +18,16 @@ import dataclasses
 import datetime as _dt
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import StudentSpec, atomic_write_text
 from edgecompress.cost.estimate import CHANNEL_BLOCKS
-from edgecompress.cost.predictor import FEATURES, INTERVAL_LEVEL, Accuracy, fit, predict, prior_coefficients
+from edgecompress.cost.predictor import FEATURES, INTERVAL_LEVEL, Accuracy, PriorOf, fit, predict, prior_coefficients
 from edgecompress.errors import CalibrationError, ConfigError
 from edgecompress.profiles import DeviceProfile
-from edgecompress.runtimes import list_runtimes
+from edgecompress.runtimes import get_runtime, list_runtimes
 
 CALIBRATION_KIND = "latency_calibration"
 CALIBRATION_SCHEMA = 2
@@ -142,13 +143,18 @@ class Calibration:
             precision = key.split(":")[1]
             feats = [spec_cost(m.spec).features for m in ms]
             measured = [m.latency_ms for m in ms]
-            # The channel block the runtime pads convs to is not known in advance: the one whose fit
-            # predicts left-out probes best (RMSPE) is kept.
-            block, f = min(((b, fit(feats, measured, self.prior(profile, key, precision, feats, measured, b), b))
-                            for b in (1, *CHANNEL_BLOCKS)), key=lambda t: t[1].loo.rmspe)
+            # Neither the channel block the runtime pads convs to nor whether the kernel fit is the
+            # better prior (on ONNX Runtime fp32 here the whole probes alone predicted better) is
+            # known in advance: the combination whose fit predicts left-out probes best (RMSPE)
+            # is kept. The kernel prior is tied to the whole probes inside each fold (prior_of),
+            # so that leave-one-out is as honest as the plain one.
+            sources = ("kernels", "profile priors") if self.kernels.get(key, {}).get("coef") else ("profile priors",)
+            source, block, f = min(
+                ((src, b, fit(feats, measured, self._prior_of(profile, key, precision, feats, measured, b, src), b))
+                 for src in sources for b in (1, *CHANNEL_BLOCKS)), key=lambda t: t[2].loo.rmspe)
             q = f.interval_halfwidth(measured)
             self.fits[key] = {"coef": f.coef, "lambda": f.lam, "n": f.n, "fitted_at": now_iso(), "channel_block": block,
-                              "prior": "kernels" if key in self.kernels else "profile priors",
+                              "prior": source,
                               "loo": dataclasses.asdict(f.loo),
                               "interval": {"level": INTERVAL_LEVEL, "halfwidth": q if math.isfinite(q) else None,
                                            "method": "split conformal on leave-one-out relative residuals"}}
@@ -157,6 +163,18 @@ class Calibration:
                 self.fits[key]["memory"] = mem
             out[key] = f.loo
         return out
+
+    def _prior_of(self, profile: DeviceProfile, key: str, precision: str, features: list[dict[str, float]],
+                  measured: list[float], block: int, source: str) -> PriorOf:
+        """The prior as a function of the probes a fit may use (``predictor.fit``'s ``prior``)."""
+        if source != "kernels":
+            base = prior_coefficients(profile.priors, precision)
+            return lambda _idx: base
+
+        def of(idx: Sequence[int]) -> dict[str, float]:
+            return self.prior(profile, key, precision, [features[i] for i in idx], [measured[i] for i in idx], block)
+
+        return of
 
     def prior(self, profile: DeviceProfile, key: str, precision: str, features: list[dict[str, float]] | None = None,
               measured: list[float] | None = None, block: int = 1) -> dict[str, float]:
@@ -196,12 +214,14 @@ def tie_to_whole_models(kernel_coef: dict[str, float], features: list[dict[str, 
     return s, d, c
 
 
-def memory_x_mb(cost: Any, precision: str) -> float:
+def memory_x_mb(cost: Any, precision: str, runtime: str | None = None) -> float:
     """The peak-RAM model's variable part in MB: 2 x the model file (mapped + the runtime's packed
-    copy of the weights) + peak activations by liveness (see ``select``)."""
-    from edgecompress.cost.estimate import BYTES_PER_ELEM
+    copy of the weights; its format's file when ``runtime`` is given) + peak activations by
+    liveness (see ``select``)."""
+    from edgecompress.cost.estimate import BYTES_PER_ELEM, size_for
 
-    return (2 * cost.size_bytes[precision] + cost.peak_activation_elems * BYTES_PER_ELEM[precision]) / (1024 * 1024)
+    fmt = None if runtime is None else get_runtime(runtime).artifact_format
+    return (2 * size_for(cost.size_bytes, precision, fmt) + cost.peak_activation_elems * BYTES_PER_ELEM[precision]) / (1024 * 1024)
 
 
 def memory_fit(ms: list[Measurement]) -> dict[str, float] | None:
@@ -211,7 +231,7 @@ def memory_fit(ms: list[Measurement]) -> dict[str, float] | None:
 
     from edgecompress.cost.estimate import spec_cost
 
-    pts = [(memory_x_mb(spec_cost(m.spec), m.precision), m.peak_mem_mb) for m in ms if m.peak_mem_mb]
+    pts = [(memory_x_mb(spec_cost(m.spec), m.precision, m.runtime), m.peak_mem_mb) for m in ms if m.peak_mem_mb]
     if len(pts) < 3:
         return None
     b, a = np.polyfit([x for x, _ in pts], [y for _, y in pts], 1)
@@ -264,7 +284,7 @@ class LatencyPredictor:
     def ram_mb(self, cost: Any, runtime: str, precision: str) -> float | None:
         """Peak RAM in MB from the calibrated memory fit (measured peaks), or None without one."""
         m = (self.calibration.fits.get(runtime_key(runtime, precision)) or {}).get("memory")
-        return None if not m else float(m["a_mb"]) + float(m["b"]) * memory_x_mb(cost, precision)
+        return None if not m else float(m["a_mb"]) + float(m["b"]) * memory_x_mb(cost, precision, runtime)
 
     def deploy_precisions(self) -> list[str]:
         """The profile's precisions, calibrated ones first-class: if any precision of the profile's

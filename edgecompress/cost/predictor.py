@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -124,19 +124,31 @@ class Fit:
         return conformal_halfwidth((np.asarray(measured, float) - p) / p, level)
 
 
-def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior: dict[str, float], block: int = 1) -> Fit:
-    """Fit coefficients to measurements; ``lam`` by leave-one-out, which is also reported."""
+# A prior may depend on the probes themselves (the kernel fit tied to the whole probes): it is
+# then a function of the probe indices it may use, so leave-one-out never sees the left-out one.
+PriorOf = Callable[[Sequence[int]], dict[str, float]]
+
+
+def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior: dict[str, float] | PriorOf,
+        block: int = 1) -> Fit:
+    """Fit coefficients to measurements; ``lam`` by leave-one-out, which is also reported.
+
+    ``prior`` is a fixed dict, or a function of the training indices: each leave-one-out fold
+    then builds its prior from the other probes only, and the final fit from all of them."""
     x = np.stack([feature_vector(f, block) for f in features]) if features else np.zeros((0, len(FEATURES)))
     y = np.asarray(latency_ms, float)
-    p = np.array([prior[k] for k in FEATURES])
+    prior_of: PriorOf = prior if callable(prior) else (lambda _idx: prior)  # type: ignore[assignment,return-value]
+    everyone = list(range(len(y)))
+    p = np.array([prior_of(everyone)[k] for k in FEATURES])
     if len(y) == 0:
-        return Fit(dict(prior), float("inf"), 0, Accuracy.of([], []))
+        return Fit(dict(zip(FEATURES, map(float, p), strict=True)), float("inf"), 0, Accuracy.of([], []))
+    fold_priors = [np.array([prior_of([j for j in everyone if j != i])[k] for k in FEATURES]) for i in everyone]
     results: list[tuple[float, Accuracy, list[float]]] = []
     for lam in LAMBDAS:
         preds = []
-        for i in range(len(y)):
+        for i in everyone:
             keep = np.arange(len(y)) != i
-            w = _solve(x[keep], y[keep], p, lam) if keep.any() else p
+            w = _solve(x[keep], y[keep], fold_priors[i], lam) if keep.any() else fold_priors[i]
             preds.append(float(x[i] @ w))
         results.append((lam, Accuracy.of(preds, y), preds))
     # One-standard-error rule (Hastie et al., ESL 7.10): the strongest pull towards the priors

@@ -212,7 +212,7 @@ def _qat_int8(ctx: ExportContext, base: dict[str, Any] | None) -> Built:
 
     base = base or {"calibrate_method": "minmax", "images": len(ctx.calib_x), "float_logits": True}
     qmax = 64 if choose_weight_grid(ctx.config.onnx_reduce_range).reduce_range else 127  # ORT's symmetric weight grid
-    qctx, record = qat_context(ctx, qmax)
+    qctx, record = qat_context(ctx, qmax, calib_images=len(_CalibrationReader.usable(ctx.pool[: base["images"]])))
     built = quantize(qctx, "qat_int8.onnx", method=base["calibrate_method"], images=base["images"],
                      float_logits=base.get("float_logits", False))
     parity = artifact_parity(ctx, qctx, "onnx", built.path, built.settings["images"])

@@ -119,8 +119,11 @@ def _bn_folds(model: nn.Module) -> dict[nn.Module, torch.Tensor]:
 
 
 def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, lr: float = 1e-4, batch: int = 64,
-                 seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+                 seed: int = 0, observe: np.ndarray | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """A copy of ``model`` fine-tuned with int8-grid weights to match ``model``'s own logits.
+
+    Trains on ``pool``; the 8-bit tensors' ranges come from ``observe`` (default: ``pool``), which
+    should be the images the converter calibrates the int8 file on, so training sees its ranges.
 
     Returns the copy with its weights on the grid (parametrizations removed, BN kept and
     frozen) and a record: steps, seconds, the KD loss before and after.
@@ -143,9 +146,10 @@ def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, l
     x_all = torch.from_numpy(np.ascontiguousarray(pool, np.float32))
     rng = np.random.default_rng(seed)
     observers, hooks = _attach_fake_quant(student)
+    x_obs = x_all if observe is None else torch.from_numpy(np.ascontiguousarray(observe, np.float32))
     with torch.no_grad():  # activation ranges of the float model, as PTQ calibration sees them
-        for i in range(0, len(x_all), 256):
-            student(x_all[i : i + 256])
+        for i in range(0, len(x_obs), 256):
+            student(x_obs[i : i + 256])
     for o in observers:
         o.observing = False
     losses = []
@@ -176,10 +180,13 @@ def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, l
     return student.eval(), record
 
 
-def qat_context(ctx: ExportContext, qmax: int) -> tuple[ExportContext, dict[str, Any]]:
+def qat_context(ctx: ExportContext, qmax: int, calib_images: int) -> tuple[ExportContext, dict[str, Any]]:
     """An export context for the fine-tuned copy of ``ctx.model`` (its own work folder, so its
-    fp32 graph and converter runs are its own); the gate still compares with ``ctx.model``."""
-    model, record = qat_finetune(ctx.model, ctx.pool, qmax=qmax, steps=ctx.config.qat_steps)
+    fp32 graph and converter runs are its own); the gate still compares with ``ctx.model``.
+    ``calib_images``: the first that many pool images calibrate the int8 file; training observes
+    its activation ranges on the same ones."""
+    model, record = qat_finetune(ctx.model, ctx.pool, qmax=qmax, steps=ctx.config.qat_steps,
+                                 observe=ctx.pool[:calib_images])
     work = ctx.work_dir / f"qat_{qmax}"
     work.mkdir(parents=True, exist_ok=True)
     return ExportContext(model, ctx.preprocessing, ctx.config, work, ctx.calib_x, calib_pool=ctx.calib_pool,

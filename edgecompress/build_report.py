@@ -118,6 +118,9 @@ class AttemptRow:
     passed: bool | None
     error: str | None
     written: bool
+    # On the device, from the latency predictor: int8 and fp32 of the student, interpolated by
+    # the share of weights kept in float (a mixed file's Quantize/Dequantize glue is not counted).
+    predicted_latency_ms: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -214,7 +214,8 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
 
     wall = time.perf_counter() - t_start
     candidates = json.loads(sel.outputs[1].read_text())
-    outputs = StageOutputs(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, str(teacher_path), deployment)
+    outputs = StageOutputs(cfg, profile, spec, candidates, ckpt, ckpt_path, artifacts, benchmarks, str(teacher_path), deployment,
+                           predicted_ms=_predicted_by_precision(ctx, spec))
     summary = make_summary(outputs, cache, wall)
     html = render_report(summary, run_dir)
     report = BuildReport(
@@ -233,6 +234,19 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
         _log("[build] warning: the student misses a budget: " + summary.verdict.why, quiet)
     _log(f"[build] done in {wall:.0f} s -> {html}", quiet)
     return report
+
+
+def _predicted_by_precision(ctx: BuildContext, spec: StudentSpec) -> dict[str, float]:
+    """The student's predicted latency on the device at fp32 and int8 (the report's attempts)."""
+    from edgecompress.cost.calibration import LatencyPredictor
+    from edgecompress.cost.estimate import spec_cost
+
+    teacher = _prunable(ctx.teacher, ctx.task.input_shape)[0] if spec.family == "pruned-teacher" else None
+    if spec.family == "pruned-teacher" and teacher is None:
+        return {}
+    features = spec_cost(spec, teacher).features
+    pred = LatencyPredictor.for_profile(ctx.profile)
+    return {p: pred.predict(features, ctx.profile.runtime.kind, p) for p in ("fp32", "int8")}
 
 
 def _choose(ctx: BuildContext) -> Choice:

@@ -94,6 +94,20 @@ class StageOutputs:
     benchmarks: list[BenchmarkResult]
     teacher: str
     deployment: Deployment | None = None
+    # The student's predicted device latency per precision ("fp32", "int8"), for the attempts.
+    predicted_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def attempt_latency_ms(precision: str, float_share: float | None, predicted: dict[str, float]) -> float | None:
+    """The predicted device latency of one export attempt: the student's int8 prediction moved
+    towards its fp32 one by the share of weights kept in float; fp32 / fp16 files (XNNPACK and
+    ONNX Runtime compute fp16 in fp32 on CPUs without fp16 arithmetic) at the fp32 prediction."""
+    f32, i8 = predicted.get("fp32"), predicted.get("int8")
+    if precision in ("fp32", "fp16"):
+        return None if f32 is None else round(f32, 4)
+    if precision in ("int8", "full-int8") and f32 is not None and i8 is not None:
+        return round(i8 + (float_share or 0.0) * (f32 - i8), 4)
+    return None
 
 
 def _verdict(out: StageOutputs, deployment: Deployment, on_device: list[BenchmarkResult],
@@ -172,7 +186,9 @@ def make_summary(out: StageOutputs, cache: StageCache, wall_s: float) -> BuildSu
                                 history=tuple(_history(out.ckpt_path))),
         artifacts=tuple(out.artifacts),
         # Every requested target, deployed or withheld, with each int8 quantization attempt.
-        export_attempts=tuple(AttemptRow(**row) for row in export_attempts(deployment.targets)),
+        export_attempts=tuple(
+            AttemptRow(**row, predicted_latency_ms=attempt_latency_ms(row["precision"], row["float_share"], out.predicted_ms))
+            for row in export_attempts(deployment.targets)),
         benchmarks=tuple(out.benchmarks),
         predicted_vs_measured=pvm,
         latency_note=note,

@@ -164,6 +164,12 @@ def test_build_int8_misses_plain_ptq_and_deploys_after_the_automatic_steps(
     rows = [a for a in summary["export_attempts"] if a["precision"] == "int8"]
     assert rows[0]["step"] == "ptq" and not rows[0]["passed"]
     assert rows[-1]["step"] == "mixed-precision" and rows[-1]["passed"] and rows[-1]["written"]
+    # Every attempt carries its predicted device latency: layers kept in float move it from the
+    # int8 prediction towards the fp32 one by their share of the weights.
+    fp32 = next(a for a in summary["export_attempts"] if a["precision"] == "fp32")
+    lo, hi = sorted((rows[0]["predicted_latency_ms"], fp32["predicted_latency_ms"]))
+    assert rows[-1]["float_share"] > 0 and lo < rows[-1]["predicted_latency_ms"] < hi
+    assert "predicted ms on" in (out / "report.html").read_text()
     assert "why        model_int8.onnx" in res.output
     assert "Quantization attempts" in (out / "report.html").read_text()
 

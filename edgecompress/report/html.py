@@ -211,10 +211,12 @@ def _section_attempts(s: BuildSummary) -> str:
     attempts = s.export_attempts
     if not any(a.step != "export" or not a.passed for a in attempts):
         return reason  # every target passed as built: the parity table says it all
-    headers = ["artifact", "step", "what", "top-1 agreement", "Δacc pt", "size KB", "weights in float", "passed", "kept"]
+    headers = ["artifact", "step", "what", "top-1 agreement", "Δacc pt", "size KB", "weights in float",
+               f"predicted ms on {_e(s.profile.name)}", "passed", "kept"]
     rows = [[_e(a.file), _e(a.step), _e((a.description or "") + (f" (failed: {a.error})" if a.error else "")),
              _fmt(a.top1_agreement, 4), _fmt(a.acc_delta_pt), _fmt(None if a.size_bytes is None else a.size_bytes / 1024),
-             _fmt(a.float_share), _passed(a.passed), "yes" if a.written else ""] for a in attempts]
+             _fmt(a.float_share), _fmt(a.predicted_latency_ms, 4), _passed(a.passed), "yes" if a.written else ""]
+            for a in attempts]
     return reason + "<h3>Quantization attempts (accuracy-aware int8)</h3>" + _table(headers, rows)
 
 

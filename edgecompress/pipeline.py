@@ -201,7 +201,7 @@ def build(config: RunConfig | None = None, *, force: bool = False, quiet: bool =
     exp_dir = exp.outputs[0].parent
     if cfg.raw_input:
         _raw_input(artifacts, task, exp_dir, ckpt_path, teacher, quiet)
-    deployment = choose_deployed(artifacts, read_targets(exp_dir), deployed_target(profile))
+    deployment = choose_deployed(artifacts, read_targets(exp_dir), deployed_target(profile, spec, cfg.require))
     _log(f"[export] deploy {deployment.reason}", quiet)
     require_deployable(deployment, cfg.require)
 

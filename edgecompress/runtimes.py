@@ -33,10 +33,15 @@ class RuntimeProvider:
                                f"(it supports {', '.join(self.recipes)})")
         return self.recipes[precision]
 
-    def deployed(self, precisions: tuple[str, ...] | list[str]) -> tuple[str, str]:
-        """The (format, export precision) a build deploys among a profile's precisions: int8
-        when the profile allows it (smallest, fastest), else the first one it lists."""
-        precision = "int8" if "int8" in precisions else precisions[0]
+    def deployed(self, precisions: tuple[str, ...] | list[str], chosen: str | None = None) -> tuple[str, str]:
+        """The (format, export precision) a build deploys among a profile's precisions: the one
+        selection chose (``chosen``: the precision it predicted fastest on the device and checked
+        the budgets with), else int8 when the profile allows it, else the first one it lists.
+
+        Selection and deployment must agree: a calibrated ONNX Runtime on an x86 host runs a tiny
+        student slower in int8 than in fp32 (per-kernel overheads), and selection then predicts
+        and budgets fp32; deploying int8 anyway would ship the slower file under fp32's figures."""
+        precision = chosen if chosen in precisions else "int8" if "int8" in precisions else precisions[0]
         return self.artifact_format, self.recipe(precision)
 
     def executes(self, artifact_format: str) -> bool:

@@ -26,9 +26,11 @@ from edgecompress.runtimes import get_runtime
 from edgecompress.stages import StageCache
 
 
-def deployed_target(profile: DeviceProfile) -> tuple[str, str]:
-    """The (format, artifact precision) the profile's runtime prefers to deploy."""
-    return get_runtime(profile.runtime.kind).deployed(profile.runtime.precisions)
+def deployed_target(profile: DeviceProfile, spec: StudentSpec | None = None, require: str | None = None) -> tuple[str, str]:
+    """The (format, artifact precision) the profile's runtime deploys for ``spec``: the precision
+    ``--require`` names, else the one selection chose for it when there is one."""
+    chosen = require or (spec.selection.precision if spec is not None and spec.selection is not None else None)
+    return get_runtime(profile.runtime.kind).deployed(profile.runtime.precisions, chosen)
 
 
 def _history(ckpt_path: Path) -> list[dict[str, Any]]:
@@ -147,7 +149,7 @@ def make_summary(out: StageOutputs, cache: StageCache, wall_s: float) -> BuildSu
     profile, spec = out.profile, out.spec
     # The artifact the build deploys: the preferred one if it passed the gate, else the smallest
     # one that passed (export/deploy.py decides; the reason is shown with it).
-    deployment = out.deployment or choose_deployed(out.artifacts, [], deployed_target(profile))
+    deployment = out.deployment or choose_deployed(out.artifacts, [], deployed_target(profile, spec, out.cfg.require))
     deployed = deployment.artifact
     same = [b for b in out.benchmarks if deployed and b.artifact.endswith(Path(deployed.path).name)]
     on_device = [b for b in same if b.runner != "local"]

@@ -87,6 +87,31 @@ def test_miss_without_failing_the_export_then_deploy_choice(tmp_path: Path) -> N
     assert not any(r["written"] for r in rows if r["precision"] == "int8")
 
 
+def test_deployment_follows_the_precision_selection_chose_unless_one_is_required() -> None:
+    """Selection predicts each precision on the device and budgets the fastest; the build deploys
+    that one (a calibrated x86 ONNX Runtime can run a tiny student faster in fp32), int8 without
+    a choice, and what --require names over both."""
+    import dataclasses
+
+    from edgecompress.artifacts import SelectionInfo, StudentSpec
+    from edgecompress.profiles import load_profile
+    from edgecompress.summary import deployed_target
+
+    host, pixel7 = load_profile("host"), load_profile("pixel7")
+    spec = StudentSpec("mobilenet", "c8", (3, 32, 32), 10)
+    assert deployed_target(host, spec) == ("onnx", "int8")  # no selection record: int8
+    def chose(precision: str) -> StudentSpec:
+        info = SelectionInfo(device="host", criterion="", precision=precision, budget={}, predicted_latency_ms=0.1,
+                             peak_ram_mb=1.0, size_mb=0.1, latency_source="", candidates=1, fitting=1)
+        return dataclasses.replace(spec, selection=info)
+
+    fp32 = chose("fp32")
+    assert deployed_target(host, fp32) == ("onnx", "fp32")
+    assert deployed_target(host, fp32, require="int8") == ("onnx", "int8")
+    assert deployed_target(pixel7, fp32) == ("tflite", "fp32")
+    assert deployed_target(pixel7, chose("int8")) == ("tflite", "full-int8")
+
+
 def test_deploy_prefers_passing_int8_and_names_nothing_when_all_fail(tmp_path: Path) -> None:
     arts = export_module(config=ONNX, out_dir=tmp_path, progress=False, **case(3))
     dep = choose_deployed(arts, read_targets(tmp_path), ("onnx", "int8"))

@@ -216,7 +216,7 @@ def main() -> None:
         "calibration_device_s": round(calibration_s, 1), "calibration_kernel_device_s": round(t_kernels, 1),
         "hygiene": next(iter(kernels.values()), {}).get("hygiene", {}),
         "conversion_failures": failures, "runs": args.runs, "warmup": args.warmup, "repeats": args.repeats,
-        "runtimes": runtimes, "memory": memory, "budget_fit": budget_fit, "int8_vs_fp32": int8_speedup(mh),
+        "runtimes": runtimes, "memory": memory, "budget_fit": budget_fit, "int8_vs_fp32": int8_speedup(runtimes),
         "targets": TARGETS, "met": met,
         "calibration_file": os.path.relpath(cal_path, ROOT), "wall_s": round(time.time() - t0, 1),
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),

@@ -65,16 +65,16 @@ def memory_rows(pred: LatencyPredictor, items: list[tuple[Any, str, str, Path]],
     return rows
 
 
-def int8_speedup(ms: list[Measurement], size_edges_ms: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Any]:
+def int8_speedup(runtimes: dict[str, Any], size_edges_ms: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Any]:
     """Measured int8 / fp32 latency of the same held-out student per runtime (issue 17's
     ``int8 <= 0.5x fp32`` target), overall and by the fp32 latency of the model: per-kernel
-    overheads dominate small models, where int8 cannot win what it saves in arithmetic."""
-    by: dict[tuple[str, str, str], float] = {}
-    for m in ms:
-        by[(m.runtime, m.precision, m.spec.arch)] = m.latency_ms
+    overheads dominate small models, where int8 cannot win what it saves in arithmetic.
+    ``runtimes``: the result's per-key scores with their ``models`` rows (paired by family and label)."""
     out: dict[str, Any] = {}
-    for rt in sorted({m.runtime for m in ms}):
-        pairs = sorted((f, by[(r, "int8", a)] / f) for (r, p, a), f in by.items() if r == rt and p == "fp32" and (r, "int8", a) in by)
+    for rt in sorted({k.split(":")[0] for k in runtimes}):
+        f32 = {(m["family"], m["label"]): m["measured_ms"] for m in runtimes.get(f"{rt}:fp32", {}).get("models", [])}
+        i8 = {(m["family"], m["label"]): m["measured_ms"] for m in runtimes.get(f"{rt}:int8", {}).get("models", [])}
+        pairs = sorted((f32[k], i8[k] / f32[k]) for k in f32.keys() & i8.keys())
         if not pairs:
             continue
         edges = (0.0, *size_edges_ms, float("inf"))

@@ -129,8 +129,10 @@ class Calibration:
                 "kernels": self.kernels, "measurements": [m.to_dict() for m in self.measurements]}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
-    def refit(self, profile: DeviceProfile, keys: list[str] | None = None) -> dict[str, Accuracy]:
-        """Refit every ``runtime:precision`` with measurements (or just ``keys``); returns LOO accuracy."""
+    def refit(self, profile: DeviceProfile, keys: list[str] | None = None,
+              priors: tuple[str, ...] = ("kernels", "profile priors")) -> dict[str, Accuracy]:
+        """Refit every ``runtime:precision`` with measurements (or just ``keys``); returns LOO accuracy.
+        ``priors``: the priors leave-one-out chooses among (a benchmark forces one to compare)."""
         from edgecompress.cost.estimate import spec_cost
 
         groups: dict[str, list[Measurement]] = {}
@@ -148,7 +150,8 @@ class Calibration:
             # known in advance: the combination whose fit predicts left-out probes best (RMSPE)
             # is kept. The kernel prior is tied to the whole probes inside each fold (prior_of),
             # so that leave-one-out is as honest as the plain one.
-            sources = ("kernels", "profile priors") if self.kernels.get(key, {}).get("coef") else ("profile priors",)
+            has_kernels = bool(self.kernels.get(key, {}).get("coef"))
+            sources = tuple(p for p in priors if p != "kernels" or has_kernels) or ("profile priors",)
             source, block, f = min(
                 ((src, b, fit(feats, measured, self._prior_of(profile, key, precision, feats, measured, b, src), b))
                  for src in sources for b in (1, *CHANNEL_BLOCKS)), key=lambda t: t[2].loo.rmspe)

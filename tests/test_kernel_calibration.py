@@ -163,6 +163,24 @@ def test_refit_keeps_the_prior_that_predicts_left_out_probes_better(host) -> Non
     assert cal.fits[key]["prior"] in ("kernels", "profile priors") and cal.fits[key]["loo"]["within_10pct"] == 1.0
 
 
+def test_keep_prior_takes_the_whole_model_fit_only_when_clearly_better() -> None:
+    from edgecompress.cost.calibration import keep_prior
+    from edgecompress.cost.predictor import Accuracy, Fit
+
+    y = [1.0] * 30
+    rng = np.random.default_rng(0)
+
+    def with_errors(e: np.ndarray) -> Fit:
+        return Fit({}, 1.0, 30, Accuracy.of(list(1 + e), y), tuple(1 + e))
+
+    kern = with_errors(rng.normal(0, 0.08, 30))
+    tied = with_errors(rng.normal(0, 0.075, 30))  # a hair better on average: noise, keep the kernels
+    assert keep_prior({"kernels": kern, "profile priors": tied}, y) == "kernels"
+    clearly = with_errors(rng.normal(0, 0.02, 30))
+    assert keep_prior({"kernels": kern, "profile priors": clearly}, y) == "profile priors"
+    assert keep_prior({"profile priors": clearly}, y) == "profile priors"
+
+
 def test_real_ort_kernel_calibration(host, tmp_path: Path) -> None:
     """Real ONNX Runtime node profiling of a tiny student, fp32 and QDQ int8, through the local runner."""
     spec = probe_specs(1, (3, 16, 16))[0]

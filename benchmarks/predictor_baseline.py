@@ -2,18 +2,17 @@
 
 Reads the committed run of ``benchmarks/latency_predictor.py`` (the host calibration file it
 saved: every probe measurement, and the held-out students' measured latencies in its JSON) and
-refits each ONNX Runtime key on exactly those probe measurements:
+refits each ONNX Runtime key two ways on exactly those probe measurements:
 
-- **kernel prior**: the whole-model fit pulled towards the fit of the kernels timed apart by
-  ONNX Runtime's node profiler (tied to the whole probes inside each leave-one-out fold);
+- **kernel prior** (what ``edgecompress calibrate`` does): the whole-model fit pulled towards the
+  fit of the kernels timed apart by ONNX Runtime's node profiler (tied to the whole probes
+  inside each leave-one-out fold);
 - **whole models only** (the calibration before kernels): the same fit pulled towards the
-  profile's priors, no kernel samples;
-- **calibrate's choice**: what ``edgecompress calibrate`` keeps, the one of the two with the
-  lower leave-one-out RMSPE on the probes.
+  profile's priors, no kernel samples.
 
 All are scored on the same held-out students (regenerated from the benchmark's held-out seed
 and checked against the JSON's labels). No new measurement is taken: this compares fits of one
-fresh run's data, so the columns differ only by the prior.
+fresh run's data, so the two columns differ only by the prior.
 
     python benchmarks/predictor_baseline.py
 """
@@ -41,14 +40,12 @@ def main() -> None:
     run = json.loads((RESULTS / "latency_predictor.json").read_text())
     profile = load_profile("host")
     cal_path = ROOT / run["calibration_file"]
-    chosen = Calibration.load(cal_path, profile.name)
     with_kernels = Calibration.load(cal_path, profile.name)
-    whole_only = Calibration(chosen.device, chosen.hardware, list(chosen.measurements), kernels={})
-    chosen.refit(profile)  # what `calibrate` keeps: the prior with the better leave-one-out
-    with_kernels.refit(profile, priors=("kernels",))
-    whole_only.refit(profile)
-    preds = {"kernel prior": LatencyPredictor(profile, with_kernels), "whole models only": LatencyPredictor(profile, whole_only),
-             "calibrate's choice": LatencyPredictor(profile, chosen)}
+    whole_only = Calibration.load(cal_path, profile.name)
+    with_kernels.refit(profile)  # what `calibrate` keeps
+    whole_only.refit(profile, whole_models_only=True)
+    preds = {"kernel prior (calibrate)": LatencyPredictor(profile, with_kernels),
+             "whole models only": LatencyPredictor(profile, whole_only)}
     seed = int(run.get("held_out_seed", 1))
     held = random_students(run["held_out"], tuple(run["input_shape"]), seed=seed)
     rows = {}
@@ -64,7 +61,6 @@ def main() -> None:
         ms = [Measurement(runtime, precision, spec, r["measured_ms"], r["measured_ms"] * r["p90_over_p50"], 0.0, run["runs"])
               for spec, r in zip(held, models, strict=True)]
         rows[key] = {name: latency_scores(p, ms)[0] for name, p in preds.items()}
-        rows[key]["calibrate's choice"]["prior"] = chosen.fits[key]["prior"]
     result = {"source": "benchmarks/results/latency_predictor.json + " + run["calibration_file"],
               "source_command": run["command"], "cpu": run["cpu"], "cpu_int8_flags": run["cpu_int8_flags"],
               "probe_models": run["probe_models"], "held_out": run["held_out"], "runtimes": rows,

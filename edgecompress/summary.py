@@ -19,6 +19,7 @@ from edgecompress.build_report import (
     TrainingRecord,
     Verdict,
 )
+from edgecompress.cost.estimate import size_for
 from edgecompress.export.deploy import Deployment, choose_deployed, export_attempts
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runconfig import RunConfig
@@ -56,16 +57,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else round(a / b, 2)
 
 
-def compression_summary(spec: StudentSpec, metrics: dict[str, float]) -> Compression | None:
+def compression_summary(spec: StudentSpec, metrics: dict[str, float], fmt: str | None = None) -> Compression | None:
     """The student next to its teacher: x MACs / params / file size / predicted latency (teacher
-    over student, so 8.0 means eight times smaller) and both accuracies. None without a teacher."""
+    over student, so 8.0 means eight times smaller) and both accuracies. None without a teacher.
+    File sizes in ``fmt``, the format the device runs (int8 framing differs between formats)."""
     sel = spec.selection
     t = None if sel is None else sel.teacher
     if sel is None or t is None or spec.cost is None:
         return None
     prec = sel.precision or "fp32"
-    s_size = spec.cost.size_bytes.get(prec)
-    t_size = (t.size_bytes or {}).get(prec)
+    s_size = size_for(spec.cost.size_bytes, prec, fmt) if prec in spec.cost.size_bytes else None
+    t_size = size_for(t.size_bytes, prec, fmt) if t.size_bytes and prec in t.size_bytes else None
     acc, t_acc = metrics.get("test_acc"), metrics.get("teacher_test_acc")
     return Compression(
         target_x=sel.compress_target,
@@ -195,7 +197,7 @@ def make_summary(out: StageOutputs, cache: StageCache, wall_s: float) -> BuildSu
         predicted_vs_measured=pvm,
         latency_note=note,
         verdict=verdict,
-        compression=compression_summary(spec, final),
+        compression=compression_summary(spec, final, get_runtime(profile.runtime.kind).artifact_format),
         environment=versions(),
         stages={k: round(v, 2) for k, v in cache.timings.items()},
         resumed_stages=tuple(cache.skipped),

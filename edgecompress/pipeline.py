@@ -241,7 +241,9 @@ def _predicted_by_precision(ctx: BuildContext, spec: StudentSpec) -> dict[str, f
     from edgecompress.cost.calibration import LatencyPredictor
     from edgecompress.cost.estimate import spec_cost
 
-    teacher = _prunable(ctx.teacher, ctx.task.input_shape)[0] if spec.family == "pruned-teacher" else None
+    # A pruned-teacher spec was made from the teacher's eager module (selection checked it can
+    # be pruned): cost it from that module, without tracing the channel graph again.
+    teacher = ctx.teacher.module if spec.family == "pruned-teacher" else None
     if spec.family == "pruned-teacher" and teacher is None:
         return {}
     features = spec_cost(spec, teacher).features

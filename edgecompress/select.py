@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgecompress.artifacts import SelectionInfo, StudentSpec, TeacherRecord
 from edgecompress.bounds import MAX_BUDGET, check_float
-from edgecompress.cost.calibration import LatencyPredictor
+from edgecompress.cost.calibration import LatencyPredictor, memory_x_mb
 from edgecompress.cost.estimate import BYTES_PER_ELEM, ModelCost, size_for, spec_cost
 from edgecompress.cost.reference import ReferenceCost, module_reference
 from edgecompress.errors import SelectError
@@ -134,8 +134,7 @@ class TeacherRef:
 
 def peak_ram_mb(cost: ModelCost, precision: str, runtime: str) -> float:
     """Peak RAM estimate in MB (see the module docstring for the model)."""
-    size = size_for(cost.size_bytes, precision, get_runtime(runtime).artifact_format)
-    return ram_model_mb(size, cost.peak_activation_elems * BYTES_PER_ELEM[precision], runtime)
+    return memory_x_mb(cost, precision, runtime) + get_runtime(runtime).ram_overhead_mb
 
 
 def ram_model_mb(file_bytes: int, activation_bytes: int, runtime: str) -> float:

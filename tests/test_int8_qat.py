@@ -121,3 +121,32 @@ def test_fake_quant_holds_the_tensors_and_ranges_of_the_ort_qdq_graph(tmp_path: 
     assert len(ort_ranges) >= 5
     # ORT may keep one range for two names (Flatten after GlobalAveragePool): compare the sets
     np.testing.assert_allclose(sorted(set(ort_ranges)), sim_ranges, rtol=1e-3)
+
+
+def test_simulated_logits_splits_the_scheme_into_weights_and_activations() -> None:
+    # With nothing simulated the model is itself; the weight grid moves the logits by its
+    # rounding only (per-channel, BN folded); the 8-bit tensors move them further; the model
+    # given is never touched (the benchmark scores several modes on one model).
+    import numpy as np
+    import torch
+
+    from edgecompress.artifacts import StudentSpec
+    from edgecompress.export.qat import simulated_logits
+    from edgecompress.students import create_student
+    from edgecompress.students import families as fam
+
+    torch.manual_seed(0)
+    spec = StudentSpec(family="test_resnet", arch=fam.TEST_RESNET, input_shape=(3, 16, 16), num_classes=4, width_mult=1.0)
+    model = create_student(spec).eval()
+    x = np.random.default_rng(0).normal(size=(32, 3, 16, 16)).astype(np.float32)
+    before = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    none = simulated_logits(model, x, x, weights=False, activations=False)
+    w = simulated_logits(model, x, x, weights=True, activations=False)
+    both = simulated_logits(model, x, x, weights=True, activations=True, qmax=64)
+    np.testing.assert_allclose(none, ref, rtol=1e-6, atol=1e-6)
+    err_w, err_both = np.abs(w - ref).max(), np.abs(both - ref).max()
+    assert 0 < err_w < 0.05 * np.abs(ref).max() and err_both > err_w
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())

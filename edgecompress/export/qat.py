@@ -131,12 +131,7 @@ def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, l
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     teacher = model.eval()
-    student = copy.deepcopy(model).eval()  # eval: BN statistics stay what the fold assumed
-    folds = _bn_folds(student)
-    for m in student.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            fold = folds.get(m, torch.ones(m.weight.shape[0]))
-            parametrize.register_parametrization(m, "weight", _FakeQuantFolded(fold, qmax))
+    student = _on_weight_grid(model, qmax)  # eval: BN statistics stay what the fold assumed
     for m in student.modules():
         if isinstance(m, nn.BatchNorm2d):  # frozen: the fold must stay what it was measured as
             m.weight.requires_grad_(False)
@@ -193,20 +188,41 @@ def qat_context(ctx: ExportContext, qmax: int, calib_images: int) -> tuple[Expor
                          parity_x=ctx.parity_x), record
 
 
-def fake_quant_logits(model: nn.Module, calib: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Logits of the fake-quant model: ``model`` (weights already on the int8 grid) with every
-    8-bit tensor simulated, ranges observed on ``calib`` as the runtime's calibration does."""
-    fq = copy.deepcopy(model).eval()
-    quants, hooks = _attach_fake_quant(fq)
+def _on_weight_grid(model: nn.Module, qmax: int) -> nn.Module:
+    """A copy of ``model`` whose conv / linear weights sit on the runtime's int8 grid."""
+    m = copy.deepcopy(model).eval()
+    folds = _bn_folds(m)
+    for mod in m.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            fold = folds.get(mod, torch.ones(mod.weight.shape[0]))
+            parametrize.register_parametrization(mod, "weight", _FakeQuantFolded(fold, qmax))
+    return m
+
+
+def simulated_logits(model: nn.Module, calib: np.ndarray, x: np.ndarray, *, weights: bool, activations: bool,
+                     qmax: int = 127) -> np.ndarray:
+    """Logits of ``model`` with int8 simulated on its weights (per channel, BN folded, ``qmax``),
+    on its 8-bit tensors (ranges observed on ``calib``), or both: which half of the scheme
+    moves the model's answers (the fidelity docs' split)."""
+    fq = _on_weight_grid(model, qmax) if weights else copy.deepcopy(model).eval()
+    hooks: list[Any] = []
     with torch.no_grad():
-        for i in range(0, len(calib), 256):
-            fq(torch.from_numpy(np.ascontiguousarray(calib[i : i + 256], np.float32)))
-        for q in quants:
-            q.observing = False
+        if activations:
+            quants, hooks = _attach_fake_quant(fq)
+            for i in range(0, len(calib), 256):
+                fq(torch.from_numpy(np.ascontiguousarray(calib[i : i + 256], np.float32)))
+            for q in quants:
+                q.observing = False
         out = fq(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()
     for h in hooks:
         h.remove()
     return out
+
+
+def fake_quant_logits(model: nn.Module, calib: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Logits of the fake-quant model: ``model`` (weights already on the int8 grid) with every
+    8-bit tensor simulated, ranges observed on ``calib`` as the runtime's calibration does."""
+    return simulated_logits(model, calib, x, weights=False, activations=True)
 
 
 def artifact_parity(ctx: ExportContext, qctx: ExportContext, fmt: str, path: Path, calib_images: int) -> dict[str, Any]:

@@ -37,6 +37,30 @@ def _synthetic(profile, n_probe: int, n_held: int, noise: float, seed: int = 0):
     return prior, probes, y(probes), held, y(held)
 
 
+def test_probe_design_covers_every_width_range_and_extends() -> None:
+    """Each (family, depth) gets probes across the whole log-width range, so no held-out
+    student is an extrapolation; and a longer design starts with the shorter one (calibrate
+    re-runs add probes). The design before left ResNet d3 probes in widths 0.29-0.46."""
+    import math
+    from collections import defaultdict
+
+    from edgecompress.students.families import WIDTHS
+
+    lo, hi = math.log(WIDTHS[0]), math.log(WIDTHS[-1])
+    probes = probe_specs(30, (3, 32, 32))
+    by_combo: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for s in probes:
+        by_combo[(s.family, s.arch)].append((math.log(s.width_mult) - lo) / (hi - lo))
+    assert len(by_combo) == 6
+    for combo, us in by_combo.items():
+        u = sorted(us)
+        # every point of [0, 1] lies within 0.25 of a probe of this combination
+        gaps = [u[0], 1 - u[-1]] + [(b - a) / 2 for a, b in zip(u, u[1:], strict=False)]
+        assert max(gaps) <= 0.25, (combo, u)
+    short = probe_specs(12, (3, 32, 32))
+    assert [(s.arch, s.width_mult) for s in short] == [(s.arch, s.width_mult) for s in probes[:12]]
+
+
 def test_fit_recovers_a_synthetic_device(host) -> None:
     prior, probes, yp, held, yh = _synthetic(host, 20, 40, noise=0.02)
     f = fit(probes, yp, prior)

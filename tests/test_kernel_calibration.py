@@ -149,16 +149,34 @@ def test_leave_one_out_never_sees_the_left_out_probe_through_the_kernel_prior(ho
     assert any(abs(a - b) > 1e-9 * abs(a) for a, b in zip(loo[0], loo[1], strict=True))  # the others do see it
 
 
-def test_refit_pulls_towards_the_kernel_fit_where_kernels_were_measured(host) -> None:
-    cal = _calibrated(host, 0.02)
+def test_refit_chooses_the_prior_that_predicts_left_out_probes_best(host) -> None:
+    """A device unlike the profile's priors: a kernel fit that matches it is chosen over the
+    priors; a kernel fit that is wrong loses to them. Without kernels, and for the benchmark's
+    baseline, the priors."""
+    rng = np.random.default_rng(3)
+    base = prior_coefficients(host.priors, "fp32")
+    true = {k: v * rng.uniform(0.3, 3.0) for k, v in base.items()}
+    specs = probe_specs(24, (3, 32, 32))
+    ms = [Measurement("onnxruntime-cpu", "fp32", s, predict(true, spec_cost(s).features) * (1 + 0.02 * (-1) ** i), 0.0, 0.0, 10)
+          for i, s in enumerate(specs)]
+    cal = Calibration("host", host.hardware.soc, ms)
     key = "onnxruntime-cpu:fp32"
     cal.refit(host)
     assert cal.fits[key]["prior"] == "profile priors"  # no kernels measured
-    cal.kernels[key] = {"coef": dict(prior_coefficients(host.priors, "fp32"))}
+    cal.kernels[key] = {"coef": dict(true)}
     cal.refit(host)
     assert cal.fits[key]["prior"] == "kernels" and cal.fits[key]["loo"]["within_10pct"] == 1.0
-    cal.refit(host, whole_models_only=True)  # the baseline the benchmark compares with
+    cal.refit(host, prior="profile priors")  # the baseline the benchmark compares with
     assert cal.fits[key]["prior"] == "profile priors"
+    # A device that is its priors, and a kernel fit off by factors of 0.1-10: the priors win.
+    cal = _calibrated(host, 0.02)
+    cal.kernels[key] = {"coef": {k: v * rng.uniform(0.1, 10.0) for k, v in base.items()}}
+    cal.refit(host)
+    assert cal.fits[key]["prior"] == "profile priors"
+    cal.refit(host, prior="kernels")  # forced, as the benchmark's comparison does
+    assert cal.fits[key]["prior"] == "kernels"
+    with pytest.raises(ValueError, match="prior"):
+        cal.refit(host, prior="kernel")
 
 
 def test_real_ort_kernel_calibration(host, tmp_path: Path) -> None:

@@ -63,29 +63,26 @@ def _width(u: float) -> float:
 
 def probe_specs(n: int, input_shape: tuple[int, int, int], num_classes: int = 10,
                 families: Sequence[str] = ("mobilenet", "resnet")) -> list[StudentSpec]:
-    """``n`` probes cycling (family, depth) combinations; each combination is probed at both ends
-    of the width range and across it.
+    """``n`` probes cycling (family, depth) combinations; each combination's widths cover the
+    whole width range.
 
-    The j-th probe of combination c: j = 0 and 1 are the narrowest and the widest width (in an
-    order that alternates between combinations, so a short design already has both ends of every
-    family); from j = 2 the log-width fraction is ``0.1 + 0.8 frac(vdc(c + 1) + (j - 2) / phi)``, a
-    golden-ratio (Kronecker) sequence per combination started at a different van der Corput
-    offset, so combinations interleave. Any prefix is a good design, so ``calibrate`` re-runs
-    extend it. Extrapolation is where a linear predictor fails: the design before (one van der
-    Corput sequence over the probe index) left ResNet d3 probes at widths 0.29-0.46, and without
-    the ends the narrowest held-out students (4-channel stems) were mispredicted by up to 36%.
+    The j-th probe of combination c sits at log-width fraction ``frac(vdc(c + 1) + j / phi)``: a
+    golden-ratio (Kronecker) sequence per combination, each started at a different van der
+    Corput offset so the combinations interleave. Any prefix of the sequence is a good design,
+    so ``calibrate`` re-runs extend it. (One van der Corput sequence over the probe index, the
+    design before, gave each combination a narrow band when the sequence's base divided the
+    number of combinations: ResNet d3 probes only reached width 0.46, and the held-out ResNets
+    of width 1.5-2.0 were extrapolations, mispredicted by up to 27% in int8. Probing both ends
+    of every combination first was tried next and was worse on a fresh held-out seed: ORT 90% /
+    73% within ±10% against 97% / 93%; the narrowest nets (channels rounded to 4 or 8) probably
+    pull the linear fit. docs/students-and-cost.md has every seed.)
     """
     combos = [(f, d) for d in DEPTHS for f in families]
     out = []
     for i in range(n):
         c, j = i % len(combos), i // len(combos)
         fam, depth = combos[c]
-        if j < 2:
-            u = float((j + c + c // 2) % 2)  # 0 or 1: narrowest or widest first, alternating
-        else:
-            # the middle 80% of the range: the ends are probed already
-            u = 0.1 + 0.8 * ((_van_der_corput(c + 1, 2) + (j - 2) * _INV_PHI) % 1.0)
-        w = _width(u)
+        w = _width((_van_der_corput(c + 1, 2) + j * _INV_PHI) % 1.0)
         out.append(StudentSpec(fam, ARCH_FNS[fam](input_shape, depth), input_shape, num_classes, w,
                                extra={"label": f"d{depth} w{w:g}", "probe": i}))
     return out

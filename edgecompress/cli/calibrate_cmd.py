@@ -18,6 +18,9 @@ import click
 @click.option("--runs", type=int, default=200, show_default=True, help="Counted runs per measurement.")
 @click.option("--warmup", type=int, default=20, show_default=True, help="Warmup runs per measurement.")
 @click.option("--repeats", type=int, default=3, show_default=True, help="Interleaved rounds; the fastest median is kept.")
+@click.option("--extra-rounds", type=int, default=3, show_default=True,
+              help="At most this many more rounds for a probe whose two fastest rounds are over 3% apart "
+                   "(interference on a shared or throttling device); 0 turns it off.")
 @click.option("--serial", default=None, help="adb serial (adb devices).")
 @click.option("--host", default=None, help="ssh host or ~/.ssh/config alias (ssh devices).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
@@ -27,7 +30,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the accuracy as JSON.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: str, runs: int, warmup: int, repeats: int,
-              serial: str | None, host: str | None, output: str | None, profiles_dir: str | None, no_kernels: bool,
+              extra_rounds: int, serial: str | None, host: str | None, output: str | None, profiles_dir: str | None, no_kernels: bool,
               as_json: bool, no_progress: bool) -> None:
     """Export and measure probe models on DEVICE, refit its latency predictor, save it beside the profile.
 
@@ -45,12 +48,13 @@ def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: 
     profile = load_profile(device, profiles_dir)
     keys = [parse_runtime_key(r) for r in runtimes] or [(profile.runtime.kind, p) for p in profile.runtime.precisions
                                                          if p in ("fp32", "int8")]
-    for name, v, lo in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--repeats", repeats, 1)):
+    for name, v, lo in (("--runs", runs, 1), ("--warmup", warmup, 0), ("--repeats", repeats, 1),
+                        ("--extra-rounds", extra_rounds, 0)):
         if v < lo:
             raise CalibrationError(f"{name} {v} is not allowed (must be >= {lo})")
     kw = {k: v for k, v in (("serial", serial), ("host", host)) if v}
     cal, info = run(profile, keys, probes=probes, input_shape=parse_input_shape(input_shape), runs=runs, warmup=warmup,
-                    repeats=repeats, progress=False if no_progress else None, path=Path(output) if output else None,
+                    repeats=repeats, extra_rounds=extra_rounds, progress=False if no_progress else None, path=Path(output) if output else None,
                     kernels=not no_kernels, **kw)
     acc = info["accuracy"]
     if as_json:

@@ -151,9 +151,10 @@ def first_rounds_scores(profile: object, kernels: dict[str, dict[str, object]], 
     cal = Calibration(profile.name, profile.hardware.soc, cut(mp), kernels=kernels)  # type: ignore[attr-defined]
     loo = cal.refit(profile)  # type: ignore[arg-type]
     pred = LatencyPredictor(profile, cal)  # type: ignore[arg-type]
+    held = cut(mh)
     out = {}
     for k in keys:
-        scores, _ = latency_scores(pred, [m for m in cut(mh) if (m.runtime, m.precision) == k])
+        scores, _ = latency_scores(pred, [m for m in held if (m.runtime, m.precision) == k])
         out[k] = {f: scores[f] for f in ("within_10pct", "within_5pct", "mape", "interval_coverage")} | {
             "interval_halfwidth": pred.interval_halfwidth(*k), "probes_loo_within_10pct": loo[runtime_key(*k)].within_10pct}
     return out

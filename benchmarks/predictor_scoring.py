@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecompress.cost.calibrate import AGREE_PCT
 from edgecompress.cost.calibration import LatencyPredictor, Measurement
 from edgecompress.cost.estimate import BYTES_PER_ELEM, size_for, spec_cost
 from edgecompress.runtimes import get_runtime
@@ -140,7 +141,7 @@ def to_markdown(r: dict[str, Any]) -> str:
              f"Device time for calibration: {r['calibration_device_s']:.0f} s (all four runtime keys). "
              f"Scored on {r['held_out']} held-out random students (seed {r.get('held_out_seed', 1)}, input {'x'.join(map(str, r['input_shape']))}, "
              f"median of {r['runs']} runs, fastest of {r['repeats']} interleaved rounds"
-             + (f" + up to {r['extra_rounds']} more where the two fastest were over 3% apart" if r.get("extra_rounds") else "")
+             + (f" + up to {r['extra_rounds']} more where the two fastest were over {AGREE_PCT:g}% apart" if r.get("extra_rounds") else "")
              + ", pinned, 1 thread). Noise columns: median p90/p50 within a run; median spread of the first "
              f"{r['repeats']} rounds; median spread of the two fastest rounds (what the kept figure rests on); share of "
              "models that needed extra rounds.", "",

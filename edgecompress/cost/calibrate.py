@@ -183,6 +183,19 @@ def unsettled(rounds: Sequence[float], agree_pct: float = AGREE_PCT) -> bool:
     return (b - a) / a * 100.0 > agree_pct
 
 
+def interleaved_rounds(n: int, repeats: int, extra_rounds: int, history: dict[int, list[float]]) -> Iterator[list[int]]:
+    """The models (indices) to measure in each interleaved round: all of them ``repeats`` times,
+    then only those whose ``history`` (each model's round figures, appended by the caller) is
+    still ``unsettled``, at most ``extra_rounds`` more rounds."""
+    todo = list(range(n))
+    for r in range(repeats + extra_rounds):
+        if r >= repeats:
+            todo = [i for i in todo if unsettled(history[i])]
+            if not todo:
+                return
+        yield todo
+
+
 def measure_all(items: list[tuple[StudentSpec, str, str, Path]], profile: DeviceProfile, *, runs: int = 200,
                 warmup: int = 20, repeats: int = 3, extra_rounds: int = EXTRA_ROUNDS, progress: bool | None = None,
                 **runner_kw: Any) -> list[Measurement]:
@@ -198,12 +211,8 @@ def measure_all(items: list[tuple[StudentSpec, str, str, Path]], profile: Device
     rounds: dict[int, list[float]] = {}
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     with tqdm(total=len(items) * repeats, desc="measure", unit="run", file=sys.stderr, disable=disable) as bar:
-        todo = list(range(len(items)))
-        for r in range(repeats + extra_rounds):
+        for r, todo in enumerate(interleaved_rounds(len(items), repeats, extra_rounds, rounds)):
             if r >= repeats:
-                todo = [i for i in todo if unsettled(rounds[i])]
-                if not todo:
-                    break
                 bar.total += len(todo)
                 bar.refresh()
             for i in todo:
@@ -242,10 +251,7 @@ def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: 
     state: dict[str, Any] = {}
     runs_us: dict[int, list[float]] = {}
     with runner, tempfile.TemporaryDirectory(prefix="edgecompress-kernels-") as tmp:
-        pending = list(range(len(todo)))
-        for r in range(repeats + extra_rounds):
-            if r >= repeats:  # as in measure_all: more rounds where the two fastest disagree
-                pending = [i for i in pending if unsettled(runs_us[i])]
+        for pending in interleaved_rounds(len(todo), repeats, extra_rounds, runs_us):
             for i in pending:
                 payload, opt = profile_on_device(runner, todo[i][3], Path(tmp), threads=profile.runtime.threads, cpus=cpus,
                                                  warmup=warmup, runs=runs)

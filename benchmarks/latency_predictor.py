@@ -216,7 +216,8 @@ def main() -> None:
                          "priors_only": latency_scores(prior, sub)[0], "noise": noise(sub, args.repeats),
                          "kernel_fit": {f: v for f, v in kernels.get(key, {}).items() if f not in ("kernel_samples", "coef")},
                          "coefficients": cal.fits[key]["coef"], "lambda": cal.fits[key]["lambda"],
-                         "prior": cal.fits[key]["prior"], "channel_block": cal.fits[key]["channel_block"], "models": rows}
+                         "prior": cal.fits[key]["prior"], "channel_block": cal.fits[key]["channel_block"],
+                         "padding": cal.fits[key]["padding"], "models": rows}
     memory = memory_scores(memory_rows(pred, items_h, mh))
     # The same run without the extra rounds: every probe and held-out figure as the fastest of
     # the first --repeats rounds only, refitted and rescored (the kernel fit kept as it is).

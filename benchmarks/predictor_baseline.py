@@ -2,17 +2,21 @@
 
 Reads the committed run of ``benchmarks/latency_predictor.py`` (the host calibration file it
 saved: every probe measurement, and the held-out students' measured latencies in its JSON) and
-refits each ONNX Runtime key three ways on exactly those probe measurements:
+refits it on exactly those probe measurements:
 
-- **calibrate's choice**: the prior below that predicts the left-out probes better;
-- **kernel prior**: the whole-model fit pulled towards the fit of the kernels timed apart by
-  ONNX Runtime's node profiler (tied to the whole probes inside each leave-one-out fold);
-- **whole models only** (the calibration before kernels, the strongest simple baseline): the
-  same fit pulled towards the profile's priors, no kernel samples.
+- **calibrate's choice**: the prior and the channel padding that predict the left-out probes
+  best;
+- **kernel prior** (ONNX Runtime keys): the whole-model fit pulled towards the fit of the
+  kernels timed apart by ONNX Runtime's node profiler (tied to the whole probes inside each
+  leave-one-out fold);
+- **whole models only** (ONNX Runtime keys; the calibration before kernels, the strongest
+  simple baseline): the same fit pulled towards the profile's priors, no kernel samples;
+- **"io" padding only** (every key; the cost model before the padding rules): convs padded on
+  inputs and outputs or not at all, never on outputs only.
 
 All are scored on the same held-out students (regenerated from the benchmark's held-out seed
 and checked against the JSON's labels). No new measurement is taken: this compares fits of one
-fresh run's data, so the columns differ only by the prior.
+fresh run's data, so the columns differ only by the prior or the padding choices.
 
     python benchmarks/predictor_baseline.py
 """
@@ -31,6 +35,7 @@ from benchmarks.predictor_scoring import latency_scores  # noqa: E402
 from edgecompress.artifacts import atomic_write_text  # noqa: E402
 from edgecompress.cost.calibrate import random_students  # noqa: E402
 from edgecompress.cost.calibration import Calibration, LatencyPredictor, Measurement  # noqa: E402
+from edgecompress.cost.estimate import PADDING_CHOICES  # noqa: E402
 from edgecompress.profiles import load_profile  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -40,18 +45,21 @@ def main() -> None:
     run = json.loads((RESULTS / "latency_predictor.json").read_text())
     profile = load_profile("host")
     cal_path = ROOT / run["calibration_file"]
+    io_only = [(b, r) for b, r in PADDING_CHOICES if r != "out"]
     preds = {}
-    for name, prior in (("calibrate's choice", None), ("kernel prior", "kernels"), ("whole models only", "profile priors")):
+    for name, prior, paddings in (("calibrate's choice", None, PADDING_CHOICES), ("kernel prior", "kernels", PADDING_CHOICES),
+                                  ("whole models only", "profile priors", PADDING_CHOICES),
+                                  ('"io" padding only', None, io_only)):
         cal = Calibration.load(cal_path, profile.name)
-        cal.refit(profile, prior=prior)
+        cal.refit(profile, prior=prior, paddings=paddings)
         preds[name] = LatencyPredictor(profile, cal)
     seed = int(run.get("held_out_seed", 1))
     held = random_students(run["held_out"], tuple(run["input_shape"]), seed=seed)
     rows = {}
     for key, res in run["runtimes"].items():
         runtime, precision = key.split(":")
-        if runtime != "onnxruntime-cpu":
-            continue  # LiteRT's interpreter reports no per-op times: it has only the whole-model fit
+        # LiteRT's interpreter reports no per-op times: it has only the whole-model fit.
+        names = list(preds) if runtime == "onnxruntime-cpu" else ["calibrate's choice", '"io" padding only']
         models = res["models"]
         labels = [(s.family, s.label) for s in held]
         if [(r["family"], r["label"]) for r in models] != labels:
@@ -59,22 +67,34 @@ def main() -> None:
         # The held-out measurements as the benchmark scored them (its JSON keeps median and p90/p50).
         ms = [Measurement(runtime, precision, spec, r["measured_ms"], r["measured_ms"] * r["p90_over_p50"], 0.0, run["runs"])
               for spec, r in zip(held, models, strict=True)]
-        rows[key] = {name: latency_scores(p, ms)[0] for name, p in preds.items()}
+        rows[key] = {name: latency_scores(preds[name], ms)[0] for name in names}
     result = {"source": "benchmarks/results/latency_predictor.json + " + run["calibration_file"],
               "source_command": run["command"], "cpu": run["cpu"], "cpu_int8_flags": run["cpu_int8_flags"],
               "probe_models": run["probe_models"], "held_out": run["held_out"], "runtimes": rows,
               "command": "python " + os.path.relpath(__file__, ROOT)}
-    lines = ["# Kernel-level calibration vs whole-model fit, same measurements", "",
-             f"Probes and held-out latencies of `{run['command']}` ({run['cpu']}); refitted three ways, nothing re-measured.", "",
-             "| runtime | fit | within ±10% | within ±5% | MAPE % | worst % | Spearman |", "|---|---|---|---|---|---|---|"]
+    lines = ["# Predictor fits compared on the same measurements (kernel prior, whole models, padding rules)", "",
+             f"Probes and held-out latencies of `{run['command']}` ({run['cpu']}); refitted with different priors "
+             "and padding choices, nothing re-measured.", "",
+             "| runtime | fit | within ±10% | within ±5% | MAPE % | worst % | Spearman | coverage |",
+             "|---|---|---|---|---|---|---|---|"]
     for key, fits in rows.items():
         for name, s in fits.items():
+            cov = s["interval_coverage"]
             lines.append(f"| {key} | {name} | {s['within_10pct']:.0%} | {s['within_5pct']:.0%} | {s['mape']} | "
-                         f"{s['worst_abs_pct']} | {s['spearman']} |")
-    chosen = {key: preds["calibrate's choice"].calibration.fits[key]["prior"] for key in rows}
+                         f"{s['worst_abs_pct']} | {s['spearman']} | {'-' if cov is None else f'{cov:.0%}'} |")
+
+    def picked(key: str, name: str) -> dict[str, object]:
+        f = preds[name].calibration.fits[key]
+        return {"prior": f["prior"], "channel_block": f["channel_block"], "padding": f["padding"]}
+
+    chosen = {key: {name: picked(key, name) for name in ("calibrate's choice", '"io" padding only')} for key in rows}
     result["calibrate_chose"] = chosen
-    lines += ["", "calibrate's choice by leave-one-out over the probes: "
-              + ", ".join(f"{k} → {v}" for k, v in chosen.items()) + ".", "", f"Command: `{result['command']}`", ""]
+    lines += ["", "Chosen by leave-one-out over the probes (prior; channel block and padding rule):", ""]
+    for key, c in chosen.items():
+        mine, io = c["calibrate's choice"], c['"io" padding only']
+        lines.append(f"- {key}: {mine['prior']}; {mine['channel_block']}, {mine['padding']} "
+                     f"(\"io\" only: {io['prior']}; {io['channel_block']}, {io['padding']})")
+    lines += ["", f"Command: `{result['command']}`", ""]
     atomic_write_text(RESULTS / "predictor_baseline.json", json.dumps(result, indent=1) + "\n")
     atomic_write_text(RESULTS / "predictor_baseline.md", "\n".join(lines))
     print("\n".join(lines))

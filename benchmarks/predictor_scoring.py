@@ -16,6 +16,12 @@ from edgecompress.runtimes import get_runtime
 from edgecompress.select import MB, ram_model_mb
 
 
+def _padding(v: dict[str, Any]) -> str:
+    """"16, out" (block and rule; results before the rules padded inputs and outputs), "none"."""
+    block = v.get("channel_block", 1)
+    return "none" if block <= 1 else f"{block}, {v.get('padding', 'io')}"
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     """Rank correlation (no ties expected among latencies measured to the microsecond)."""
     if len(a) < 2:
@@ -146,14 +152,14 @@ def to_markdown(r: dict[str, Any]) -> str:
              f"{r['repeats']} rounds; median spread of the two fastest rounds (what the kept figure rests on); share of "
              "models that needed extra rounds.", "",
              "| runtime | within ±10% | within ±5% | MAPE % | worst % | Spearman | 90% interval ± | coverage | probes LOO ±10% | "
-             "priors only ±10% | channel block | noise p90/p50 | noise rounds % | fastest two % | extra rounds |",
+             "priors only ±10% | channel padding | noise p90/p50 | noise rounds % | fastest two % | extra rounds |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, v in r["runtimes"].items():
         q = v["interval_halfwidth"]
         cov = v["interval_coverage"]
         lines.append(f"| {k} | {v['within_10pct']:.0%} | {v['within_5pct']:.0%} | {v['mape']} | {v['worst_abs_pct']} | "
                      f"{v['spearman']} | {'-' if q is None else f'{q:.1%}'} | {'-' if cov is None else f'{cov:.0%}'} | "
-                     f"{v['probes_loo']['within_10pct']:.0%} | {v['priors_only']['within_10pct']:.0%} | {v['channel_block']} | "
+                     f"{v['probes_loo']['within_10pct']:.0%} | {v['priors_only']['within_10pct']:.0%} | {_padding(v)} | "
                      f"{v['noise']['median_p90_over_p50']} | {v['noise']['median_round_spread_pct']} | "
                      f"{v['noise'].get('median_fastest_two_spread_pct', '-')} | {_share(v['noise'].get('share_extra_rounds'))} |")
     if r.get("without_extra_rounds"):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from edgecompress.cli.main import cli
 from edgecompress.cost.calibrate import probe_specs, random_students
 from edgecompress.cost.calibration import Calibration, LatencyPredictor, Measurement, parse_runtime_key
-from edgecompress.cost.estimate import spec_cost
+from edgecompress.cost.estimate import layout_key, spec_cost
 from edgecompress.cost.predictor import Accuracy, fit, predict, prior_coefficients
 from edgecompress.errors import CalibrationError
 from edgecompress.profiles import builtin_profiles_dir, load_profile_file
@@ -94,6 +94,61 @@ def test_calibration_file_round_trip_and_predictor(host, tmp_path: Path) -> None
     # Uncalibrated precisions of the same runtime are not trusted to undercut the calibrated one.
     assert pred.deploy_precisions() == ["fp32"]
     assert pred.coefficients("onnxruntime-cpu", "int8")[1] == "priors"
+
+
+@pytest.mark.parametrize(("block", "rule"), [(16, "out"), (16, "io")])
+def test_refit_finds_how_the_runtime_pads_channels(host, tmp_path: Path, block: int, rule: str) -> None:
+    """A device whose convs cost as if padded to ``block`` channels by ``rule`` (XNNPACK pads
+    output channels only, ONNX Runtime's NCHWc inputs too): leave-one-out over the probes picks
+    that padding, the fit predicts held-out students with it, and the choice survives the file."""
+    rng = np.random.default_rng(3)
+    true = prior_coefficients(host.priors, "fp32")
+    for t in ("conv", "pw", "dw"):
+        true[f"{t}_macs"] *= 3.0  # compute bound: the padding decides the latency
+    lay = layout_key(block, rule)
+    specs = probe_specs(30, (3, 32, 32))
+    cal = Calibration("host", measurements=[
+        Measurement("tflite-xnnpack", "fp32", s, predict(true, spec_cost(s).features, lay) * rng.normal(1.0, 0.01),
+                    0.0, 0.0, 100) for s in specs])
+    cal.refit(host)
+    f = cal.fits["tflite-xnnpack:fp32"]
+    assert (f["channel_block"], f["padding"]) == (block, rule)
+    held = random_students(20, (3, 32, 32), seed=8)
+    pred = LatencyPredictor(host, cal)
+    err = [pred.predict(spec_cost(s).features, "tflite-xnnpack", "fp32") / predict(true, spec_cost(s).features, lay) - 1
+           for s in held]
+    assert max(abs(e) for e in err) < 0.05
+    path = tmp_path / "cal.json"
+    cal.save(path)
+    again = LatencyPredictor(host, Calibration.load(path, "host"))
+    assert again.predict(spec_cost(held[0]).features, "tflite-xnnpack", "fp32") == pytest.approx(
+        pred.predict(spec_cost(held[0]).features, "tflite-xnnpack", "fp32"))
+
+
+def test_calibration_without_a_padding_rule_pads_inputs_and_outputs(host, tmp_path: Path) -> None:
+    """A file written before the padding rules (``channel_block`` only) predicts as it did then;
+    a bad rule or block in a file is a one-line error."""
+    specs = probe_specs(6, (3, 32, 32))
+    cal = Calibration("host", measurements=[Measurement("onnxruntime-cpu", "fp32", s, 0.1 + 0.01 * i, 0.0, 0.0, 100)
+                                            for i, s in enumerate(specs)])
+    cal.refit(host)
+    path = tmp_path / "cal.json"
+    cal.save(path)
+    data = json.loads(path.read_text())
+    fit_entry = data["fits"]["onnxruntime-cpu:fp32"]
+    fit_entry.pop("padding")
+    fit_entry["channel_block"] = 16
+    path.write_text(json.dumps(data))
+    pred = LatencyPredictor(host, Calibration.load(path, "host"))
+    feats = spec_cost(specs[0]).features
+    assert pred.predict(feats, "onnxruntime-cpu", "fp32") == pytest.approx(predict(fit_entry["coef"], feats, "16"))
+    for field, value, match in (("padding", "both", r"fits\.onnxruntime-cpu:fp32\.padding = 'both': choose one of io, none, out"),
+                                ("channel_block", "16", r"channel_block = '16': a whole number >= 1")):
+        bad = json.loads(json.dumps(data))
+        bad["fits"]["onnxruntime-cpu:fp32"][field] = value
+        path.write_text(json.dumps(bad))
+        with pytest.raises(CalibrationError, match=match):
+            Calibration.load(path, "host")
 
 
 def test_bad_calibration_inputs(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import StudentSpec, atomic_write_text
-from edgecompress.cost.estimate import CHANNEL_BLOCKS
+from edgecompress.cost.estimate import PADDING_CHOICES, UNPADDED, layout_key
 from edgecompress.cost.predictor import (
     FEATURES,
     INTERVAL_LEVEL,
@@ -125,6 +125,11 @@ class Calibration:
             if not isinstance(f, dict) or set(f.get("coef", {})) != set(FEATURES):
                 raise CalibrationError(f"{path}: fits.{key}: coefficients do not match this version's features; "
                                        "re-run edgecompress calibrate to refit")
+            rules = sorted({r for _, r in PADDING_CHOICES})
+            if f.get("padding", "io") not in rules:
+                raise CalibrationError(f"{path}: fits.{key}.padding = {f['padding']!r}: choose one of {', '.join(rules)}")
+            if type(f.get("channel_block", 1)) is not int or f.get("channel_block", 1) < 1:
+                raise CalibrationError(f"{path}: fits.{key}.channel_block = {f['channel_block']!r}: a whole number >= 1")
         kernels = data.get("kernels", {}) if version >= 2 else {}
         meta = data.get("meta", {}) if version >= 2 else {}
         if not isinstance(kernels, dict) or not isinstance(meta, dict):
@@ -137,18 +142,20 @@ class Calibration:
                 "kernels": self.kernels, "measurements": [m.to_dict() for m in self.measurements]}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
-    def refit(self, profile: DeviceProfile, keys: list[str] | None = None, prior: str | None = None) -> dict[str, Accuracy]:
+    def refit(self, profile: DeviceProfile, keys: list[str] | None = None, prior: str | None = None,
+              paddings: Sequence[tuple[int, str]] = PADDING_CHOICES) -> dict[str, Accuracy]:
         """Refit every ``runtime:precision`` with measurements (or just ``keys``); returns LOO accuracy.
 
         The whole-model fit is pulled towards the kernel fit or towards the profile's priors,
         whichever predicts the left-out probes better (leave-one-out RMSPE, jointly with the
-        channel block). ``prior`` fixes the choice instead, for a benchmark's comparisons:
-        ``"kernels"`` (where kernels were measured) or ``"profile priors"`` (the whole-model fit
-        alone, the strongest simple baseline). History: with the earlier probe design (each
-        (family, depth) probed in a narrow width band) that choice was made on unrepresentative
-        probes and the kernel prior was fixed instead; with probes across every combination's
-        whole width range, leave-one-out over them estimates the held-out error again
-        (docs/students-and-cost.md)."""
+        convs' channel padding: block and rule). ``prior`` fixes the choice instead, for a
+        benchmark's comparisons: ``"kernels"`` (where kernels were measured) or ``"profile
+        priors"`` (the whole-model fit alone, the strongest simple baseline); ``paddings``
+        narrows the (block, rule) choices the same way. History: with the earlier probe design
+        (each (family, depth) probed in a narrow width band) that choice was made on
+        unrepresentative probes and the kernel prior was fixed instead; with probes across every
+        combination's whole width range, leave-one-out over them estimates the held-out error
+        again (docs/students-and-cost.md)."""
         from edgecompress.cost.estimate import spec_cost
 
         if prior not in (None, "kernels", "profile priors"):
@@ -165,18 +172,19 @@ class Calibration:
             feats = [spec_cost(m.spec).features for m in ms]
             measured = [m.latency_ms for m in ms]
             # The kernel prior is tied to the whole probes inside each leave-one-out fold
-            # (prior_of), so its leave-one-out is as honest as the plain one. The channel block the
-            # runtime pads convs to is not known in advance: the block whose fit predicts
-            # left-out probes best (RMSPE) is kept.
+            # (prior_of), so its leave-one-out is as honest as the plain one. How the runtime pads
+            # convs' channels (block and rule) is not known in advance: the padding whose fit
+            # predicts left-out probes best (RMSPE) is kept.
             sources = ["profile priors"]
             if self.kernels.get(key, {}).get("coef") and prior != "profile priors":
                 sources = ["kernels"] if prior == "kernels" else ["kernels", "profile priors"]  # first: kept on a tie
-            source, block, f = min(((src, b, fit(feats, measured, self._prior_of(profile, key, precision, feats, measured, b,
-                                                                                src), b))
-                                    for src in sources for b in (1, *CHANNEL_BLOCKS)), key=lambda t: t[2].loo.rmspe)
+            candidates = [(src, b, r, layout_key(b, r)) for src in sources for b, r in paddings]
+            source, block, rule, f = min(((src, b, r, fit(feats, measured, self._prior_of(profile, key, precision, feats,
+                                                                                         measured, lay, src), lay))
+                                          for src, b, r, lay in candidates), key=lambda t: t[3].loo.rmspe)
             q = f.interval_halfwidth(measured)
             self.fits[key] = {"coef": f.coef, "lambda": f.lam, "n": f.n, "fitted_at": now_iso(), "channel_block": block,
-                              "prior": source,
+                              "padding": rule, "prior": source,
                               "loo": dataclasses.asdict(f.loo),
                               "interval": {"level": INTERVAL_LEVEL, "halfwidth": q if math.isfinite(q) else None,
                                            "method": "split conformal on leave-one-out relative residuals"}}
@@ -187,19 +195,19 @@ class Calibration:
         return out
 
     def _prior_of(self, profile: DeviceProfile, key: str, precision: str, features: list[dict[str, float]],
-                  measured: list[float], block: int, source: str) -> PriorOf:
+                  measured: list[float], layout: str, source: str) -> PriorOf:
         """The prior as a function of the probes a fit may use (``predictor.fit``'s ``prior``)."""
         if source != "kernels":
             base = prior_coefficients(profile.priors, precision)
             return lambda _idx: base
 
         def of(idx: Sequence[int]) -> dict[str, float]:
-            return self.prior(profile, key, precision, [features[i] for i in idx], [measured[i] for i in idx], block)
+            return self.prior(profile, key, precision, [features[i] for i in idx], [measured[i] for i in idx], layout)
 
         return of
 
     def prior(self, profile: DeviceProfile, key: str, precision: str, features: list[dict[str, float]] | None = None,
-              measured: list[float] | None = None, block: int = 1) -> dict[str, float]:
+              measured: list[float] | None = None, layout: str = UNPADDED) -> dict[str, float]:
         """What the whole-model fit pulls towards: the kernel fit where there is one, else the priors.
 
         The kernel fit is first tied to the unprofiled whole probes by three numbers fitted on
@@ -212,7 +220,7 @@ class Calibration:
             return base
         out = {k: max(float(kern.get(k, 0.0)), _PRIOR_FLOOR * base[k]) for k in FEATURES}
         if features and measured:
-            s, d, c = tie_to_whole_models({**out, "const": 0.0}, features, measured, block)
+            s, d, c = tie_to_whole_models({**out, "const": 0.0}, features, measured, layout)
             for k in FEATURES:
                 out[k] = out[k] * s - (d if k.endswith("_n") else 0.0)
                 out[k] = max(out[k], _PRIOR_FLOOR * base[k])
@@ -221,19 +229,27 @@ class Calibration:
 
 
 def tie_to_whole_models(kernel_coef: dict[str, float], features: list[dict[str, float]],
-                        measured: list[float], block: int = 1) -> tuple[float, float, float]:
+                        measured: list[float], layout: str = UNPADDED) -> tuple[float, float, float]:
     """(s, d, c) of ``measured = s x kernel sum - d x kernel count + c``, least squares on relative
     error, s in [0.5, 2], d >= 0, c >= 0."""
     import numpy as np
     from scipy.optimize import lsq_linear
 
-    ks = np.array([predict(kernel_coef, f, block) for f in features])
+    ks = np.array([predict(kernel_coef, f, layout) for f in features])
     n = np.array([sum(v for k, v in f.items() if k.endswith("_n")) for f in features])
     y = np.asarray(measured, float)
     a = np.stack([ks, -n, np.ones_like(ks)], axis=1) / y[:, None]
     sol = lsq_linear(a, np.ones_like(y), bounds=([0.5, 0.0, 0.0], [2.0, np.inf, np.inf]))
     s, d, c = (float(v) for v in sol.x)
     return s, d, c
+
+
+def fit_layout(fit_entry: dict[str, Any]) -> str:
+    """The feature layout a stored fit was made with: its channel block and padding rule (files
+    written before the rules existed padded the "io" way)."""
+    rule = str(fit_entry.get("padding", "io"))
+    block = int(fit_entry.get("channel_block", 1))
+    return layout_key(block, rule) if block > 1 else UNPADDED
 
 
 def memory_x_mb(cost: Any, precision: str, runtime: str | None = None) -> float:
@@ -288,8 +304,7 @@ class LatencyPredictor:
     def predict(self, features: dict[str, float], runtime: str | None = None, precision: str = "fp32") -> float:
         rt = runtime or self.profile.runtime.kind
         coef, _ = self.coefficients(rt, precision)
-        block = int((self.calibration.fits.get(runtime_key(rt, precision)) or {}).get("channel_block", 1))
-        return predict(coef, features, block)
+        return predict(coef, features, fit_layout(self.calibration.fits.get(runtime_key(rt, precision)) or {}))
 
     def interval_halfwidth(self, runtime: str, precision: str) -> float | None:
         """Relative half-width q of the calibrated 90% interval ``[p (1 - q), p (1 + q)]``; None

@@ -55,37 +55,64 @@ class ModelCost:
 
 # SIMD channel blocks a CPU runtime pads convolutions to: ONNX Runtime's NCHWc layout rounds
 # channels up to 8 (AVX2) or 16 (AVX-512) floats, XNNPACK packs output channels in tiles of its
-# micro-kernel width. A 24-channel conv then costs a 32-channel one: 1.3x its MACs. Features
-# ``<type>_macs@B`` / ``<type>_mem@B`` hold the padded figures; calibration picks B per runtime.
+# micro-kernel width. A 24-channel conv then costs a 32-channel one: 1.3x its MACs. How much is
+# padded differs by runtime (PADDING_RULES); features ``<type>_macs@<layout>`` /
+# ``<type>_mem@<layout>`` hold the padded figures and calibration picks the layout per runtime
+# by leave-one-out over its probes.
 CHANNEL_BLOCKS = (8, 16)
+# "io": outputs, and a dense conv's inputs once there is more than one block of them (NCHWc
+# keeps activations in blocks from conv to conv). "out": output channels only (XNNPACK reads a
+# GEMM's inputs as they are: a 4-channel layer costs a 16-channel one, but its input is not
+# padded). Measured on the AMD EPYC: "out" predicts LiteRT's narrow nets better, "io" ORT's.
+PADDING_RULES = ("io", "out")
+UNPADDED = "1"
 _PADDED = ("conv", "pw", "dw")
+
+
+def layout_key(block: int, rule: str = "io") -> str:
+    """The feature-key suffix of convs padded to ``block`` channels by ``rule`` ("1": unpadded).
+    The "io" keys are the bare block ("@16"), as calibration files before the rules stored them."""
+    if block <= 1:
+        return UNPADDED
+    if rule not in PADDING_RULES:
+        raise ValueError(f"padding rule {rule!r}: choose one of {', '.join(PADDING_RULES)}")
+    return str(block) if rule == "io" else f"{rule}{block}"
+
+
+# The (block, rule) pairs calibration chooses from; block 1 is no padding.
+PADDING_CHOICES = ((1, "none"), *((b, r) for r in PADDING_RULES for b in CHANNEL_BLOCKS))
 
 
 def _pad(c: int, block: int) -> int:
     return -(-c // block) * block
 
 
-def _padding(c: LayerCost, block: int) -> tuple[float, float]:
-    """(input, output) channel factors of a conv padded to ``block``: outputs always (the packed
-    weights and the output buffer are in blocks); a dense conv's inputs once there is more than
-    one block of them (the first layers read their few channels as they are)."""
+def _padding(c: LayerCost, block: int, rule: str) -> tuple[float, float]:
+    """(input, output) channel factors of a conv padded to ``block`` by ``rule``: outputs always
+    (the packed weights and the output buffer are in blocks); under "io" a dense conv's inputs
+    too once there is more than one block of them (the first layers read their few channels as
+    they are)."""
     cout = max(c.out_channels, 1)
     out_f = _pad(cout, block) / cout
     if c.kernel == "dw":
         return out_f, out_f
+    if rule == "out":
+        return 1.0, out_f
     cin = max(c.in_channels // max(c.groups, 1), 1)
     return (_pad(cin, block) / cin if cin > block else 1.0), out_f
 
 
 def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str, float]:
     """Per kernel type: MACs, elements moved (inputs + output + weights) and kernel count; for
-    convolutions also the same with channels padded to each of ``CHANNEL_BLOCKS``."""
+    convolutions also the same with channels padded to each of ``CHANNEL_BLOCKS`` by each of
+    ``PADDING_RULES``."""
+    padded = [(b, r, layout_key(b, r)) for r in PADDING_RULES for b in CHANNEL_BLOCKS]
     f: dict[str, float] = {}
     for t in KERNEL_TYPES:
         f[f"{t}_macs"] = f[f"{t}_mem"] = f[f"{t}_n"] = 0.0
     for t in _PADDED:
-        for b in CHANNEL_BLOCKS:
-            f[f"{t}_macs@{b}"] = f[f"{t}_mem@{b}"] = 0.0
+        for _, _, lay in padded:
+            f[f"{t}_macs@{lay}"] = f[f"{t}_mem@{lay}"] = 0.0
     for c in layers:
         if c.kernel is None:
             continue
@@ -93,10 +120,10 @@ def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str
         f[f"{c.kernel}_mem"] += c.in_elems + c.out_elems + c.weight_elems
         f[f"{c.kernel}_n"] += 1
         if c.kernel in _PADDED:
-            for b in CHANNEL_BLOCKS:
-                fi, fo = _padding(c, b)
-                f[f"{c.kernel}_macs@{b}"] += c.macs * fi * fo
-                f[f"{c.kernel}_mem@{b}"] += c.in_elems * fi + c.out_elems * fo + c.weight_elems * fi * fo
+            for b, r, lay in padded:
+                fi, fo = _padding(c, b, r)
+                f[f"{c.kernel}_macs@{lay}"] += c.macs * fi * fo
+                f[f"{c.kernel}_mem@{lay}"] += c.in_elems * fi + c.out_elems * fo + c.weight_elems * fi * fo
     return f
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from edgecompress.cost.estimate import UNPADDED
 from edgecompress.cost.layers import KERNEL_TYPES
 from edgecompress.profiles import Priors
 
@@ -52,17 +53,18 @@ def prior_coefficients(priors: Priors, precision: str) -> dict[str, float]:
     return coef
 
 
-def feature_vector(features: dict[str, float], block: int = 1) -> np.ndarray:
-    """The features in ``FEATURES`` order; with ``block`` > 1 the channel-padded conv figures."""
+def feature_vector(features: dict[str, float], layout: str = UNPADDED) -> np.ndarray:
+    """The features in ``FEATURES`` order; with a padded ``layout`` (``estimate.layout_key``) the
+    channel-padded conv figures (the unpadded ones where a spec predates that layout)."""
     def get(k: str) -> float:
-        return float(features.get(f"{k}@{block}", features.get(k, 0.0)) if block > 1 else features.get(k, 0.0))
+        return float(features.get(f"{k}@{layout}", features.get(k, 0.0)) if layout != UNPADDED else features.get(k, 0.0))
 
     return np.array([1.0 if k == "const" else get(k) for k in FEATURES])
 
 
-def predict(coef: dict[str, float], features: dict[str, float], block: int = 1) -> float:
-    """Predicted latency in ms (``block``: the channel block the runtime pads convs to)."""
-    return float(feature_vector(features, block) @ np.array([coef[k] for k in FEATURES]))
+def predict(coef: dict[str, float], features: dict[str, float], layout: str = UNPADDED) -> float:
+    """Predicted latency in ms (``layout``: how the runtime pads convs' channels)."""
+    return float(feature_vector(features, layout) @ np.array([coef[k] for k in FEATURES]))
 
 
 def _solve(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lam: float, relative: bool = True) -> np.ndarray:
@@ -130,12 +132,12 @@ PriorOf = Callable[[Sequence[int]], dict[str, float]]
 
 
 def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior: dict[str, float] | PriorOf,
-        block: int = 1) -> Fit:
+        layout: str = UNPADDED) -> Fit:
     """Fit coefficients to measurements; ``lam`` by leave-one-out, which is also reported.
 
     ``prior`` is a fixed dict, or a function of the training indices: each leave-one-out fold
     then builds its prior from the other probes only, and the final fit from all of them."""
-    x = np.stack([feature_vector(f, block) for f in features]) if features else np.zeros((0, len(FEATURES)))
+    x = np.stack([feature_vector(f, layout) for f in features]) if features else np.zeros((0, len(FEATURES)))
     y = np.asarray(latency_ms, float)
     prior_of: PriorOf = prior if callable(prior) else (lambda _idx: prior)  # type: ignore[assignment,return-value]
     everyone = list(range(len(y)))

@@ -25,6 +25,9 @@ class RuntimeProvider:
     ram_overhead_mb: float  # interpreter / session arenas, beyond weights and activations (assumed)
     runners: tuple[str, ...]  # benchmark runner kinds that can measure its artifacts
     description: str = ""
+    # Per precision, the runtime-specific conv layout rules calibration may choose besides the
+    # general padding ones (``cost.estimate.PADDING_RULES``): kernel-selection rules it documents.
+    padding_rules: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def recipe(self, precision: str) -> str:
         """The export precision for a profile precision (``int8`` -> ``full-int8`` for TFLite)."""
@@ -88,4 +91,6 @@ register_runtime(RuntimeProvider(
 register_runtime(RuntimeProvider(
     "onnxruntime-cpu", "onnx", {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}, 9.6, ("local",),
     "ONNX Runtime, CPU execution provider",
+    # MLAS's symmetric int8 conv kernels take only some channel counts; the rest run a generic path.
+    padding_rules={"int8": ("sym",)},
 ))

@@ -96,38 +96,72 @@ def test_calibration_file_round_trip_and_predictor(host, tmp_path: Path) -> None
     assert pred.coefficients("onnxruntime-cpu", "int8")[1] == "priors"
 
 
-@pytest.mark.parametrize(("block", "rule"), [(16, "out"), (16, "io")])
-def test_refit_finds_how_the_runtime_pads_channels(host, tmp_path: Path, block: int, rule: str) -> None:
+@pytest.mark.parametrize(("block", "rule", "runtime", "precision"), [
+    (16, "out", "tflite-xnnpack", "fp32"), (16, "io", "tflite-xnnpack", "fp32"), (16, "sym", "onnxruntime-cpu", "int8")])
+def test_refit_finds_how_the_runtime_pads_channels(host, tmp_path: Path, block: int, rule: str, runtime: str,
+                                                   precision: str) -> None:
     """A device whose convs cost as if padded to ``block`` channels by ``rule`` (XNNPACK pads
-    output channels only, ONNX Runtime's NCHWc inputs too): leave-one-out over the probes picks
-    that padding, the fit predicts held-out students with it, and the choice survives the file."""
+    output channels only, ONNX Runtime's NCHWc inputs too, its int8 convs outside MLAS's
+    symmetric kernels run a slower generic path): leave-one-out over the probes picks that
+    layout, the fit predicts held-out students with it, and the choice survives the file."""
     rng = np.random.default_rng(3)
-    true = prior_coefficients(host.priors, "fp32")
+    true = prior_coefficients(host.priors, precision)
     for t in ("conv", "pw", "dw"):
         true[f"{t}_macs"] *= 3.0  # compute bound: the padding decides the latency
+    true["gen_macs"] = 4.0 * true["conv_macs"]
     lay = layout_key(block, rule)
     specs = probe_specs(30, (3, 32, 32))
     cal = Calibration("host", measurements=[
-        Measurement("tflite-xnnpack", "fp32", s, predict(true, spec_cost(s).features, lay) * rng.normal(1.0, 0.01),
+        Measurement(runtime, precision, s, predict(true, spec_cost(s).features, lay) * rng.normal(1.0, 0.01),
                     0.0, 0.0, 100) for s in specs])
     cal.refit(host)
-    f = cal.fits["tflite-xnnpack:fp32"]
+    f = cal.fits[f"{runtime}:{precision}"]
     assert (f["channel_block"], f["padding"]) == (block, rule)
     held = random_students(20, (3, 32, 32), seed=8)
     pred = LatencyPredictor(host, cal)
-    err = [pred.predict(spec_cost(s).features, "tflite-xnnpack", "fp32") / predict(true, spec_cost(s).features, lay) - 1
+    err = [pred.predict(spec_cost(s).features, runtime, precision) / predict(true, spec_cost(s).features, lay) - 1
            for s in held]
     assert max(abs(e) for e in err) < 0.05
     path = tmp_path / "cal.json"
     cal.save(path)
     again = LatencyPredictor(host, Calibration.load(path, "host"))
-    assert again.predict(spec_cost(held[0]).features, "tflite-xnnpack", "fp32") == pytest.approx(
-        pred.predict(spec_cost(held[0]).features, "tflite-xnnpack", "fp32"))
+    assert again.predict(spec_cost(held[0]).features, runtime, precision) == pytest.approx(
+        pred.predict(spec_cost(held[0]).features, runtime, precision))
+
+
+def test_runtime_specific_rules_are_offered_only_where_declared() -> None:
+    """ONNX Runtime int8 may choose MLAS's "sym" conv split; LiteRT and ORT fp32 may not (their
+    kernels follow other rules), so noise cannot pick it there."""
+    from edgecompress.cost.calibration import padding_choices
+
+    assert {r for _, r in padding_choices("onnxruntime-cpu:int8")} == {"none", "io", "out", "sym"}
+    for key in ("onnxruntime-cpu:fp32", "tflite-xnnpack:int8", "tflite-xnnpack:fp32"):
+        assert {r for _, r in padding_choices(key)} == {"none", "io", "out"}
+
+
+def test_sym_rule_moves_generic_path_convs_to_their_own_term() -> None:
+    """Under "sym", a conv MLAS's symmetric int8 kernels take (>= 16 output channels, a multiple
+    of 8; input channels a multiple of 4) keeps its MACs; the stem (3 input channels) and an
+    8-channel conv go to gen_macs with their outputs packed to the block."""
+    from edgecompress.cost.estimate import kernel_features
+    from edgecompress.cost.layers import LayerCost
+
+    def conv(name: str, cin: int, cout: int, hw: int = 32) -> LayerCost:
+        out = cout * hw * hw
+        return LayerCost(name, "Conv2d", "conv", out * cin * 9, cin * cout * 9, cin * cout * 9, cout, cin * hw * hw, out,
+                         (cout, hw, hw), in_channels=cin)
+
+    layers = [conv("stem", 3, 8), conv("narrow", 8, 8), conv("wide", 8, 16), conv("odd", 16, 20)]
+    f = kernel_features(layers)
+    assert f["conv_macs@sym16"] == layers[2].macs
+    assert f["gen_macs@sym16"] == pytest.approx(layers[0].macs * 2 + layers[1].macs * 2 + layers[3].macs * 32 / 20)
+    assert f["gen_macs"] == 0.0 and f["conv_mem@sym16"] == f["conv_mem"]
+    assert f["conv_macs"] == sum(c.macs for c in layers)
 
 
 def test_calibration_without_a_padding_rule_pads_inputs_and_outputs(host, tmp_path: Path) -> None:
-    """A file written before the padding rules (``channel_block`` only) predicts as it did then;
-    a bad rule or block in a file is a one-line error."""
+    """A file written before the padding rules (``channel_block`` only, no generic-path term)
+    predicts as it did then; a bad rule or block in a file is a one-line error."""
     specs = probe_specs(6, (3, 32, 32))
     cal = Calibration("host", measurements=[Measurement("onnxruntime-cpu", "fp32", s, 0.1 + 0.01 * i, 0.0, 0.0, 100)
                                             for i, s in enumerate(specs)])
@@ -137,12 +171,14 @@ def test_calibration_without_a_padding_rule_pads_inputs_and_outputs(host, tmp_pa
     data = json.loads(path.read_text())
     fit_entry = data["fits"]["onnxruntime-cpu:fp32"]
     fit_entry.pop("padding")
+    fit_entry["coef"].pop("gen_macs")  # nor the generic-path term
     fit_entry["channel_block"] = 16
     path.write_text(json.dumps(data))
     pred = LatencyPredictor(host, Calibration.load(path, "host"))
     feats = spec_cost(specs[0]).features
-    assert pred.predict(feats, "onnxruntime-cpu", "fp32") == pytest.approx(predict(fit_entry["coef"], feats, "16"))
-    for field, value, match in (("padding", "both", r"fits\.onnxruntime-cpu:fp32\.padding = 'both': choose one of io, none, out"),
+    assert pred.predict(feats, "onnxruntime-cpu", "fp32") == pytest.approx(
+        predict({**fit_entry["coef"], "gen_macs": 0.0}, feats, "16"))
+    for field, value, match in (("padding", "both", r"fits\.onnxruntime-cpu:fp32\.padding = 'both': choose one of io, none, out, sym"),
                                 ("channel_block", "16", r"channel_block = '16': a whole number >= 1")):
         bad = json.loads(json.dumps(data))
         bad["fits"]["onnxruntime-cpu:fp32"][field] = value

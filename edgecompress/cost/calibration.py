@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from edgecompress.artifacts import StudentSpec, atomic_write_text
-from edgecompress.cost.estimate import PADDING_CHOICES, UNPADDED, layout_key
+from edgecompress.cost.estimate import (
+    CHANNEL_BLOCKS,
+    GENERIC_MACS,
+    PADDING_CHOICES,
+    PADDING_RULES,
+    UNPADDED,
+    layout_key,
+)
 from edgecompress.cost.predictor import (
     FEATURES,
     INTERVAL_LEVEL,
@@ -122,10 +129,13 @@ class Calibration:
         for key, f in fits.items():
             if version == 1 and isinstance(f, dict) and isinstance(f.get("coef"), dict):
                 f["coef"].update({f"add_{q}": f["coef"].get(f"elem_{q}", 0.0) for q in ("macs", "mem", "n")})
+            if isinstance(f, dict) and isinstance(f.get("coef"), dict) and GENERIC_MACS not in f["coef"]:
+                # Files before the generic-path term: every layout they used has no such MACs.
+                f["coef"][GENERIC_MACS] = float(f["coef"].get("conv_macs", 0.0))
             if not isinstance(f, dict) or set(f.get("coef", {})) != set(FEATURES):
                 raise CalibrationError(f"{path}: fits.{key}: coefficients do not match this version's features; "
                                        "re-run edgecompress calibrate to refit")
-            rules = sorted({r for _, r in PADDING_CHOICES})
+            rules = sorted({"none", *PADDING_RULES})
             if f.get("padding", "io") not in rules:
                 raise CalibrationError(f"{path}: fits.{key}.padding = {f['padding']!r}: choose one of {', '.join(rules)}")
             if type(f.get("channel_block", 1)) is not int or f.get("channel_block", 1) < 1:
@@ -143,7 +153,7 @@ class Calibration:
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
     def refit(self, profile: DeviceProfile, keys: list[str] | None = None, prior: str | None = None,
-              paddings: Sequence[tuple[int, str]] = PADDING_CHOICES) -> dict[str, Accuracy]:
+              paddings: Sequence[tuple[int, str]] | None = None) -> dict[str, Accuracy]:
         """Refit every ``runtime:precision`` with measurements (or just ``keys``); returns LOO accuracy.
 
         The whole-model fit is pulled towards the kernel fit or towards the profile's priors,
@@ -151,7 +161,7 @@ class Calibration:
         convs' channel padding: block and rule). ``prior`` fixes the choice instead, for a
         benchmark's comparisons: ``"kernels"`` (where kernels were measured) or ``"profile
         priors"`` (the whole-model fit alone, the strongest simple baseline); ``paddings``
-        narrows the (block, rule) choices the same way. History: with the earlier probe design
+        replaces the (block, rule) choices, by default ``padding_choices(key)``. History: with the earlier probe design
         (each (family, depth) probed in a narrow width band) that choice was made on
         unrepresentative probes and the kernel prior was fixed instead; with probes across every
         combination's whole width range, leave-one-out over them estimates the held-out error
@@ -178,7 +188,8 @@ class Calibration:
             sources = ["profile priors"]
             if self.kernels.get(key, {}).get("coef") and prior != "profile priors":
                 sources = ["kernels"] if prior == "kernels" else ["kernels", "profile priors"]  # first: kept on a tie
-            candidates = [(src, b, r, layout_key(b, r)) for src in sources for b, r in paddings]
+            choices = padding_choices(key) if paddings is None else paddings
+            candidates = [(src, b, r, layout_key(b, r)) for src in sources for b, r in choices]
             source, block, rule, f = min(((src, b, r, fit(feats, measured, self._prior_of(profile, key, precision, feats,
                                                                                          measured, lay, src), lay))
                                           for src, b, r, lay in candidates), key=lambda t: t[3].loo.rmspe)
@@ -242,6 +253,14 @@ def tie_to_whole_models(kernel_coef: dict[str, float], features: list[dict[str, 
     sol = lsq_linear(a, np.ones_like(y), bounds=([0.5, 0.0, 0.0], [2.0, np.inf, np.inf]))
     s, d, c = (float(v) for v in sol.x)
     return s, d, c
+
+
+def padding_choices(key: str) -> tuple[tuple[int, str], ...]:
+    """The (channel block, rule) pairs calibration chooses from for ``runtime:precision``: the
+    general ones and the rules the runtime declares for that precision."""
+    runtime, precision = key.split(":")
+    extra = get_runtime(runtime).padding_rules.get(precision, ())
+    return (*PADDING_CHOICES, *((b, r) for r in extra for b in CHANNEL_BLOCKS))
 
 
 def fit_layout(fit_entry: dict[str, Any]) -> str:

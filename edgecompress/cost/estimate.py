@@ -64,7 +64,17 @@ CHANNEL_BLOCKS = (8, 16)
 # keeps activations in blocks from conv to conv). "out": output channels only (XNNPACK reads a
 # GEMM's inputs as they are: a 4-channel layer costs a 16-channel one, but its input is not
 # padded). Measured on the AMD EPYC: "out" predicts LiteRT's narrow nets better, "io" ORT's.
-PADDING_RULES = ("io", "out")
+GENERAL_RULES = ("io", "out")
+# "sym": ONNX Runtime's int8 convs on x86 (MLAS). Its symmetric int8 conv kernels take a dense
+# conv whose input channels are a multiple of 4 and whose output channels are >= 16 and a
+# multiple of 8, and a depthwise conv whose channels are a multiple of 16; any other conv runs a
+# generic im2col + int8 GEMM path with its output channels packed to the block, several times
+# slower per MAC (profiled on the AMD EPYC: an 8->8 3x3 conv at 32x32 took 32 us, a 16->16 one
+# with 4x the MACs 22 us). Under "sym" those convs' MACs leave their kernel type for
+# ``GENERIC_MACS``, which has its own coefficient. Only runtimes that declare the rule are
+# offered it (``runtimes.RuntimeProvider.padding_rules``).
+PADDING_RULES = (*GENERAL_RULES, "sym")
+GENERIC_MACS = "gen_macs"
 UNPADDED = "1"
 _PADDED = ("conv", "pw", "dw")
 
@@ -79,8 +89,8 @@ def layout_key(block: int, rule: str = "io") -> str:
     return str(block) if rule == "io" else f"{rule}{block}"
 
 
-# The (block, rule) pairs calibration chooses from; block 1 is no padding.
-PADDING_CHOICES = ((1, "none"), *((b, r) for r in PADDING_RULES for b in CHANNEL_BLOCKS))
+# The (block, rule) pairs calibration chooses from for every runtime; block 1 is no padding.
+PADDING_CHOICES = ((1, "none"), *((b, r) for r in GENERAL_RULES for b in CHANNEL_BLOCKS))
 
 
 def _pad(c: int, block: int) -> int:
@@ -102,17 +112,28 @@ def _padding(c: LayerCost, block: int, rule: str) -> tuple[float, float]:
     return (_pad(cin, block) / cin if cin > block else 1.0), out_f
 
 
+def _mlas_sym(c: LayerCost) -> bool:
+    """Whether ONNX Runtime's x86 symmetric int8 conv kernels take this conv (see "sym")."""
+    if c.kernel == "dw":
+        return c.out_channels % 16 == 0
+    cin = max(c.in_channels // max(c.groups, 1), 1)
+    return cin % 4 == 0 and c.out_channels >= 16 and c.out_channels % 8 == 0
+
+
 def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str, float]:
     """Per kernel type: MACs, elements moved (inputs + output + weights) and kernel count; for
     convolutions also the same with channels padded to each of ``CHANNEL_BLOCKS`` by each of
-    ``PADDING_RULES``."""
-    padded = [(b, r, layout_key(b, r)) for r in PADDING_RULES for b in CHANNEL_BLOCKS]
-    f: dict[str, float] = {}
+    ``GENERAL_RULES``, and split by the "sym" rule."""
+    padded = [(b, r, layout_key(b, r)) for r in GENERAL_RULES for b in CHANNEL_BLOCKS]
+    sym = [(b, layout_key(b, "sym")) for b in CHANNEL_BLOCKS]
+    f: dict[str, float] = {GENERIC_MACS: 0.0}
     for t in KERNEL_TYPES:
         f[f"{t}_macs"] = f[f"{t}_mem"] = f[f"{t}_n"] = 0.0
     for t in _PADDED:
-        for _, _, lay in padded:
+        for lay in [lay for *_, lay in padded] + [lay for _, lay in sym]:
             f[f"{t}_macs@{lay}"] = f[f"{t}_mem@{lay}"] = 0.0
+    for _, lay in sym:
+        f[f"{GENERIC_MACS}@{lay}"] = 0.0
     for c in layers:
         if c.kernel is None:
             continue
@@ -124,6 +145,13 @@ def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str
                 fi, fo = _padding(c, b, r)
                 f[f"{c.kernel}_macs@{lay}"] += c.macs * fi * fo
                 f[f"{c.kernel}_mem@{lay}"] += c.in_elems * fi + c.out_elems * fo + c.weight_elems * fi * fo
+            fast = _mlas_sym(c)
+            for b, lay in sym:
+                f[f"{c.kernel}_mem@{lay}"] += c.in_elems + c.out_elems + c.weight_elems
+                if fast:
+                    f[f"{c.kernel}_macs@{lay}"] += c.macs
+                else:
+                    f[f"{GENERIC_MACS}@{lay}"] += c.macs * _pad(max(c.out_channels, 1), b) / max(c.out_channels, 1)
     return f
 
 

@@ -11,7 +11,7 @@ they come from per-kernel measurements, and the whole-model fit below pulls towa
 
 The fit is non-negative least squares on *relative* errors (each model's row divided by its
 measured latency, since ±10% is the target), plus ridge rows that pull each coefficient
-towards its prior in relative terms: ``sqrt(lam) * (w_j / prior_j - 1)``. With ~16 coefficients
+towards its prior in relative terms: ``sqrt(lam) * (w_j / prior_j - 1)``. With ~20 coefficients
 and ~30 probes the prior is what keeps rarely-exercised terms sane; ``lam`` is chosen by
 leave-one-out over the probes (one-standard-error rule, see ``fit``).
 """
@@ -24,11 +24,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from edgecompress.cost.estimate import UNPADDED
+from edgecompress.cost.estimate import GENERIC_MACS, UNPADDED
 from edgecompress.cost.layers import KERNEL_TYPES
 from edgecompress.profiles import Priors
 
-FEATURES = tuple(f"{t}_{q}" for t in KERNEL_TYPES for q in ("macs", "mem", "n")) + ("const",)
+# GENERIC_MACS: convs a runtime runs on a slower generic path (a layout rule says which; zero
+# under every other layout), with their own rate.
+FEATURES = tuple(f"{t}_{q}" for t in KERNEL_TYPES for q in ("macs", "mem", "n")) + (GENERIC_MACS, "const")
 # Up to 10: with kernel-fitted coefficients as the prior, a strong pull means "trust the kernels".
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 INTERVAL_LEVEL = 0.9
@@ -36,6 +38,9 @@ BYTES_PER_ELEM = {"fp32": 4, "fp16": 2, "int8": 1}
 # Depthwise and elementwise kernels are memory bound: assume a quarter of the dense MAC rate
 # until calibration says otherwise.
 _SLOW_KERNELS = {"dw": 4.0, "elem": 4.0, "add": 4.0}
+# A generic im2col + GEMM path: ~3x the dense conv's time per MAC where it was profiled
+# (estimate.py, rule "sym").
+_GENERIC_SLOWDOWN = 3.0
 
 
 def prior_coefficients(priors: Priors, precision: str) -> dict[str, float]:
@@ -49,6 +54,7 @@ def prior_coefficients(priors: Priors, precision: str) -> dict[str, float]:
         coef[f"{t}_mem"] = ms_per_elem
         # A floor keeps the ridge rows well defined for a profile that claims zero overhead.
         coef[f"{t}_n"] = max(priors.per_op_overhead_us, 0.01) / 1e3
+    coef[GENERIC_MACS] = ms_per_mac * _GENERIC_SLOWDOWN
     coef["const"] = max(priors.per_inference_overhead_us, 0.1) / 1e3
     return coef
 
@@ -155,7 +161,7 @@ def fit(features: Sequence[dict[str, float]], latency_ms: Sequence[float], prior
         results.append((lam, Accuracy.of(preds, y), preds))
     # One-standard-error rule (Hastie et al., ESL 7.10): the strongest pull towards the priors
     # whose leave-one-out share within ±10% is within one binomial standard error of the best.
-    # With ~30 probes and 16 coefficients the LOO estimate is noisy; among statistically tied
+    # With ~30 probes and ~20 coefficients the LOO estimate is noisy; among statistically tied
     # settings the more regularized one generalizes better.
     top = max(r[1].within_10pct for r in results)
     se = float(np.sqrt(max(top * (1 - top), 1e-12) / len(y)))

@@ -209,11 +209,13 @@ def test_calibrate_cli_measures_real_models_and_adds(host, tmp_path: Path) -> No
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["measurements"] == 2 and data["held_out"]["onnxruntime-cpu:fp32"]["n"] == 2
+    assert data["fits"]["onnxruntime-cpu:fp32"]["padding"] in {"none", "io", "out"}  # "sym" is ORT int8's only
     saved = json.loads(out.read_text())
     assert all(m["latency_ms"] > 0 for m in saved["measurements"])
     res = CliRunner().invoke(cli, [*args[:4], "1", *args[5:]])
     assert res.exit_code == 0, res.output
     assert "1 new probes, 3 measurements" in res.output and "within ±10%" in res.output
+    assert "conv layout " in res.output
     # The saved fit now drives selection on this profile.
     pred = LatencyPredictor(host, Calibration.load(out, "host"))
     assert pred.coefficients("onnxruntime-cpu", "fp32")[1] == "calibrated (n=3)"

@@ -62,6 +62,7 @@ def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: 
                                "measurements": len(cal.measurements), "device_s": round(info["device_s"], 1),
                                "kernel_samples": info["kernel_samples"],
                                "interval_halfwidth": {k: cal.fits[k]["interval"]["halfwidth"] for k in acc},
+                               "fits": {k: {f: cal.fits[k][f] for f in ("prior", "channel_block", "padding")} for k in acc},
                                "held_out": {k: vars(a) for k, a in acc.items()}}, indent=2))
         return
     click.echo(f"calibrated {profile.name}: {info['new_probes']} new probes, {len(cal.measurements)} measurements, "
@@ -71,4 +72,11 @@ def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: 
         kern = f", {info['kernel_samples'][k]} kernel samples" if k in info["kernel_samples"] else ", no kernel profiling"
         click.echo(f"  {k}: leave-one-out over {a.n} probes: {a.within_10pct:.0%} within ±10%, "
                    f"RMSPE {a.rmspe:.1f}%, worst {a.worst_abs_pct:.1f}%, 90% interval "
-                   + (f"±{q:.1%}" if q is not None else "unbounded (too few probes)") + kern)
+                   + (f"±{q:.1%}" if q is not None else "unbounded (too few probes)") + kern
+                   + f"; fit towards the {cal.fits[k]['prior']}, conv layout {_layout(cal.fits[k])}")
+
+
+def _layout(fit_entry: dict[str, object]) -> str:
+    """"none" or "block 16, rule out" (how calibration found the runtime lays out conv channels)."""
+    block = int(fit_entry.get("channel_block", 1))  # type: ignore[call-overload]
+    return "none (unpadded)" if block <= 1 else f"block {block}, rule {fit_entry.get('padding', 'io')}"

@@ -10,16 +10,10 @@ from typing import Any
 import numpy as np
 
 from edgecompress.cost.calibrate import AGREE_PCT
-from edgecompress.cost.calibration import LatencyPredictor, Measurement
+from edgecompress.cost.calibration import LatencyPredictor, Measurement, layout_label
 from edgecompress.cost.estimate import BYTES_PER_ELEM, size_for, spec_cost
 from edgecompress.runtimes import get_runtime
 from edgecompress.select import MB, ram_model_mb
-
-
-def _padding(v: dict[str, Any]) -> str:
-    """"16, out" (block and rule; results before the rules padded inputs and outputs), "none"."""
-    block = v.get("channel_block", 1)
-    return "none" if block <= 1 else f"{block}, {v.get('padding', 'io')}"
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -159,7 +153,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         cov = v["interval_coverage"]
         lines.append(f"| {k} | {v['within_10pct']:.0%} | {v['within_5pct']:.0%} | {v['mape']} | {v['worst_abs_pct']} | "
                      f"{v['spearman']} | {'-' if q is None else f'{q:.1%}'} | {'-' if cov is None else f'{cov:.0%}'} | "
-                     f"{v['probes_loo']['within_10pct']:.0%} | {v['priors_only']['within_10pct']:.0%} | {_padding(v)} | "
+                     f"{v['probes_loo']['within_10pct']:.0%} | {v['priors_only']['within_10pct']:.0%} | {layout_label(v)} | "
                      f"{v['noise']['median_p90_over_p50']} | {v['noise']['median_round_spread_pct']} | "
                      f"{v['noise'].get('median_fastest_two_spread_pct', '-')} | {_share(v['noise'].get('share_extra_rounds'))} |")
     if r.get("without_extra_rounds"):

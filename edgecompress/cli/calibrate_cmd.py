@@ -41,7 +41,7 @@ def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: 
     """
     from edgecompress.cli.select_cmd import parse_input_shape
     from edgecompress.cost.calibrate import calibrate as run
-    from edgecompress.cost.calibration import parse_runtime_key
+    from edgecompress.cost.calibration import layout_label, parse_runtime_key
     from edgecompress.errors import CalibrationError
     from edgecompress.profiles import load_profile
 
@@ -73,10 +73,4 @@ def calibrate(device: str, probes: int, runtimes: tuple[str, ...], input_shape: 
         click.echo(f"  {k}: leave-one-out over {a.n} probes: {a.within_10pct:.0%} within ±10%, "
                    f"RMSPE {a.rmspe:.1f}%, worst {a.worst_abs_pct:.1f}%, 90% interval "
                    + (f"±{q:.1%}" if q is not None else "unbounded (too few probes)") + kern
-                   + f"; fit towards the {cal.fits[k]['prior']}, conv layout {_layout(cal.fits[k])}")
-
-
-def _layout(fit_entry: dict[str, object]) -> str:
-    """"none" or "block 16, rule out" (how calibration found the runtime lays out conv channels)."""
-    block = int(fit_entry.get("channel_block", 1))  # type: ignore[call-overload]
-    return "none (unpadded)" if block <= 1 else f"block {block}, rule {fit_entry.get('padding', 'io')}"
+                   + f"; fit towards the {cal.fits[k]['prior']}, conv layout {layout_label(cal.fits[k])}")

@@ -126,6 +126,7 @@ class Calibration:
                                    f"(allowed: {', '.join(map(str, _READABLE_SCHEMAS))})")
         ms = [Measurement.from_dict(m, f"{path}: measurements[{i}]") for i, m in enumerate(data.get("measurements", []))]
         fits = data.get("fits", {})
+        rules = sorted({"none", *PADDING_RULES})
         for key, f in fits.items():
             if version == 1 and isinstance(f, dict) and isinstance(f.get("coef"), dict):
                 f["coef"].update({f"add_{q}": f["coef"].get(f"elem_{q}", 0.0) for q in ("macs", "mem", "n")})
@@ -135,7 +136,6 @@ class Calibration:
             if not isinstance(f, dict) or set(f.get("coef", {})) != set(FEATURES):
                 raise CalibrationError(f"{path}: fits.{key}: coefficients do not match this version's features; "
                                        "re-run edgecompress calibrate to refit")
-            rules = sorted({"none", *PADDING_RULES})
             if f.get("padding", "io") not in rules:
                 raise CalibrationError(f"{path}: fits.{key}.padding = {f['padding']!r}: choose one of {', '.join(rules)}")
             if type(f.get("channel_block", 1)) is not int or f.get("channel_block", 1) < 1:
@@ -261,6 +261,12 @@ def padding_choices(key: str) -> tuple[tuple[int, str], ...]:
     runtime, precision = key.split(":")
     extra = get_runtime(runtime).padding_rules.get(precision, ())
     return (*PADDING_CHOICES, *((b, r) for r in extra for b in CHANNEL_BLOCKS))
+
+
+def layout_label(fit_entry: dict[str, Any]) -> str:
+    """A stored fit's conv layout for people: "16, out" (block, rule), or "none" (unpadded)."""
+    block = int(fit_entry.get("channel_block", 1))
+    return f"{block}, {fit_entry.get('padding', 'io')}" if block > 1 else "none"
 
 
 def fit_layout(fit_entry: dict[str, Any]) -> str:

@@ -147,11 +147,13 @@ def kernel_features(layers: list[LayerCost] | tuple[LayerCost, ...]) -> dict[str
                 f[f"{c.kernel}_mem@{lay}"] += c.in_elems * fi + c.out_elems * fo + c.weight_elems * fi * fo
             fast = _mlas_sym(c)
             for b, lay in sym:
-                f[f"{c.kernel}_mem@{lay}"] += c.in_elems + c.out_elems + c.weight_elems
                 if fast:
                     f[f"{c.kernel}_macs@{lay}"] += c.macs
-                else:
-                    f[f"{GENERIC_MACS}@{lay}"] += c.macs * _pad(max(c.out_channels, 1), b) / max(c.out_channels, 1)
+                else:  # the generic path packs output channels to the block, as "out" does
+                    f[f"{GENERIC_MACS}@{lay}"] += c.macs * _padding(c, b, "out")[1]
+    for t in _PADDED:  # "sym" moves MACs between terms; the memory moved is the unpadded one
+        for _, lay in sym:
+            f[f"{t}_mem@{lay}"] = f[f"{t}_mem"]
     return f
 
 

@@ -131,7 +131,7 @@ def qat_finetune(model: nn.Module, pool: np.ndarray, *, qmax: int, steps: int, l
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     teacher = model.eval()
-    student = _on_weight_grid(model, qmax)  # eval: BN statistics stay what the fold assumed
+    student = on_weight_grid(model, qmax)  # eval: BN statistics stay what the fold assumed
     for m in student.modules():
         if isinstance(m, nn.BatchNorm2d):  # frozen: the fold must stay what it was measured as
             m.weight.requires_grad_(False)
@@ -188,8 +188,9 @@ def qat_context(ctx: ExportContext, qmax: int, calib_images: int) -> tuple[Expor
                          parity_x=ctx.parity_x), record
 
 
-def _on_weight_grid(model: nn.Module, qmax: int) -> nn.Module:
-    """A copy of ``model`` whose conv / linear weights sit on the runtime's int8 grid."""
+def on_weight_grid(model: nn.Module, qmax: int) -> nn.Module:
+    """A copy of ``model`` (eval mode) whose conv / linear weights sit on the runtime's int8 grid
+    (parametrized: per output channel, symmetric, BN folded, ``qmax`` 127 or 64)."""
     m = copy.deepcopy(model).eval()
     folds = _bn_folds(m)
     for mod in m.modules():
@@ -204,7 +205,7 @@ def simulated_logits(model: nn.Module, calib: np.ndarray, x: np.ndarray, *, weig
     """Logits of ``model`` with int8 simulated on its weights (per channel, BN folded, ``qmax``),
     on its 8-bit tensors (ranges observed on ``calib``), or both: which half of the scheme
     moves the model's answers (the fidelity docs' split)."""
-    fq = _on_weight_grid(model, qmax) if weights else copy.deepcopy(model).eval()
+    fq = on_weight_grid(model, qmax) if weights else copy.deepcopy(model).eval()
     hooks: list[Any] = []
     with torch.no_grad():
         if activations:

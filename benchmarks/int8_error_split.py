@@ -65,8 +65,9 @@ QAT_STEPS = (60, 300)
 # onnx2tf's files (suffix after the ONNX stem) -> column; fp32 is the latency reference.
 TFLITE_FILES = {"float32": "fp32", "full_integer_quant": "tflite W8A8", "full_integer_quant_with_int16_act": "tflite W8A16",
                 "dynamic_range_quant": "tflite dynamic", "float16": "tflite fp16"}
+TFLITE_COLUMNS = [c for c in TFLITE_FILES.values() if c != "fp32"]
 COLUMNS = ["weights only", "weights, bias-corrected", "activations only", "both",
-           *(f"QAT {n} steps" for n in QAT_STEPS), *list(TFLITE_FILES.values())[1:]]
+           *(f"QAT {n} steps" for n in QAT_STEPS), *TFLITE_COLUMNS]
 
 
 def bias_corrected(model: nn.Module, calib: np.ndarray, qmax: int = 127) -> nn.Module:
@@ -112,22 +113,24 @@ def _output_means(model: nn.Module, x: torch.Tensor, count: int) -> list[torch.T
     return [means[i] for i in range(count)]
 
 
-def tflite_rows(model: nn.Module, input_shape: tuple[int, int, int], calib: np.ndarray, vx: np.ndarray,
-                ref: np.ndarray, work: Path, runs: int) -> dict[str, Any]:
-    """Agreement and latency / fp32 of onnx2tf's files for ``model`` (one conversion)."""
+def tflite_rows(model: nn.Module, pre: Any, calib: np.ndarray, vx: np.ndarray, ref: np.ndarray, work: Path,
+                runs: int) -> dict[str, Any]:
+    """Agreement and latency / fp32 of onnx2tf's files for ``model``: the exporter's own fp32 graph
+    and converter run (``onnx2tf_outputs``), which writes every file at once."""
     from int8_accuracy import median_ms
 
+    from edgecompress.export import ExportConfig
+    from edgecompress.export.context import ExportContext
     from edgecompress.export.formats import run
-    from edgecompress.export.onnx_recipes import simplify, torch_to_onnx
-    from edgecompress.export.tflite_recipes import run_onnx2tf
+    from edgecompress.export.onnx_recipes import fp32_onnx
+    from edgecompress.export.tflite_recipes import onnx2tf_outputs
 
     work.mkdir(parents=True, exist_ok=True)
-    torch_to_onnx(model, input_shape, work / "raw.onnx", opset=17, dynamo=False)
-    simplify(work / "raw.onnx", work / "student.onnx")
-    folder = run_onnx2tf(work / "student.onnx", work / "onnx2tf", calib, layout="nhwc", integer=True, dynamic=True,
-                         io_dtype="int8", timeout_s=900, log_path=work / "onnx2tf.log")
-    files = {col: folder / f"student_{suffix}.tflite" for suffix, col in TFLITE_FILES.items()}
-    out: dict[str, Any] = {col: model_agreement(ref, run("tflite", path, vx, "nhwc"))
+    ctx = ExportContext(model, pre, ExportConfig(formats=("tflite",), precisions=("fp32", "dynamic-int8", "int8")),
+                        work, calib)
+    folder, _ = onnx2tf_outputs(ctx)
+    files = {col: folder / f"{fp32_onnx(ctx).stem}_{suffix}.tflite" for suffix, col in TFLITE_FILES.items()}
+    out: dict[str, Any] = {col: model_agreement(ref, run("tflite", path, vx, ctx.config.layout))
                            for col, path in files.items() if col != "fp32"}
     with cpu_lock():
         ms = {col: median_ms(str(path), "tflite", vx, runs) for col, path in files.items()}
@@ -162,7 +165,7 @@ def split_row(name: str, epochs: int, work: Path, runs: int) -> dict[str, Any]:
     for steps in QAT_STEPS:
         qat_model, _ = qat_finetune(model, pool, qmax=127, steps=steps, observe=calib)
         row[f"QAT {steps} steps"] = model_agreement(ref, fake_quant_logits(qat_model, calib, vx))
-    row.update(tflite_rows(model, task.input_shape, calib, vx, ref, work / f"a{seed}", runs))
+    row.update(tflite_rows(model, task.preprocessing, calib, vx, ref, work / f"a{seed}", runs))
     return row
 
 
@@ -180,11 +183,11 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {r['arch']} | {r['epochs']} | {r['float_acc']:.1f}% | {r['near_tie_share']:.1%} | "
                      + " | ".join(f"{r[c]:.1%}" for c in COLUMNS) + " |")
     lines += ["", "LiteRT latency / fp32 (median of single-sample calls, 1 thread):", "",
-              "| architecture | fp32 ms | " + " | ".join(list(TFLITE_FILES.values())[1:]) + " |",
-              "|---|---|" + "---|" * (len(TFLITE_FILES) - 1)]
+              "| architecture | fp32 ms | " + " | ".join(TFLITE_COLUMNS) + " |",
+              "|---|---|" + "---|" * len(TFLITE_COLUMNS)]
     for r in res["rows"]:
         lines.append(f"| {r['arch']} | {r['latency_ms']['fp32']:.3f} | "
-                     + " | ".join(f"{r['latency_ratio'][c]:.2f}x" for c in list(TFLITE_FILES.values())[1:]) + " |")
+                     + " | ".join(f"{r['latency_ratio'][c]:.2f}x" for c in TFLITE_COLUMNS) + " |")
     lines += ["", "Mean: " + ", ".join(f"{c} {res['mean'][c]:.1%}" for c in COLUMNS)]
     return "\n".join(lines) + "\n"
 

@@ -7,17 +7,22 @@ calibrate`` does (ONNX Runtime: per-node kernel profiling, then whole probes; Li
 probes), timing the device time it takes; measure every held-out student with the benchmark
 harness (fresh process per run, pinned, 1 thread, median of the counted runs, fastest of
 ``--repeats`` interleaved rounds, plus up to ``--extra-rounds`` for a model whose two fastest
-rounds are over 3% apart; peak RSS over the runtime's baseline from the same runs) and
+rounds are over 3% apart; a round taken while a sentinel model ran over 10% slower than its best
+does not count, see ``edgecompress/cost/rounds.py``; peak RSS over the runtime's baseline from
+the same runs) and
 score: within ±10% / ±5%, MAPE, Spearman, 90%-interval coverage, memory within ±20%, file
-size vs prediction. Then, for three latency budgets, let selection (upper end of the interval
-must fit) choose a student, export and measure it: measured / budget, target [0.85, 1.0].
+size vs prediction. Every held-out file is then measured a second time, independently, by the
+same procedure (``--remeasure``): how often the two measurements agree within ±10% says how much
+the figure the predictor is scored against moves by itself on this machine. Then, for three latency budgets,
+let selection (upper end of the interval must fit) choose a student, export and measure it:
+measured / budget, target [0.85, 1.0].
 
 Exports are cached under ``--work`` (keyed by the spec), so re-running re-measures without
 re-converting. Only the timing phases hold ``/tmp/edgecompress-cpu.lock`` (flock), so timings
 never overlap with another timing job on this shared machine; conversions run outside it.
 
     python benchmarks/latency_predictor.py                       # full run, writes results/
-    python benchmarks/latency_predictor.py --probes 6 --held-out 6 --no-tflite --out /tmp/x   # smoke
+    python benchmarks/latency_predictor.py --probes 6 --held-out 6 --onnx-only --out /tmp/x   # smoke
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from benchmarks.predictor_scoring import (  # noqa: E402
     memory_rows,
     memory_scores,
     noise,
+    repeatability,
     to_markdown,
 )
 from edgecompress.artifacts import StudentSpec, atomic_write_text  # noqa: E402
@@ -123,16 +129,21 @@ def exported(specs: list[StudentSpec], keys: list[tuple[str, str]], work: Path, 
     return items
 
 
-def measured_cached(items: list[tuple[StudentSpec, str, str, Path]], profile: object, args: argparse.Namespace) -> list[Measurement]:
-    """Measure (under the CPU lock), or reuse the measurements of an earlier run with --reuse."""
+def measured_cached(items: list[tuple[StudentSpec, str, str, Path]], profile: object, args: argparse.Namespace,
+                    stage: str = "") -> list[Measurement]:
+    """Measure (under the CPU lock), or reuse the measurements of an earlier run with --reuse;
+    what the machine-state gate saw goes to ``args.gate[stage]``."""
     cache = args.work / "measurements.json"
     old: dict[str, dict[str, object]] = json.loads(cache.read_text()) if (args.reuse and cache.exists()) else {}
     todo = [it for it in items if str(it[3]) not in old]
     if todo:
         with cpu_lock():
             t = time.monotonic()
+            log: list[dict[str, object]] = []
             new = measure_all(todo, profile, runs=args.runs, warmup=args.warmup, repeats=args.repeats,  # type: ignore[arg-type]
-                              extra_rounds=args.extra_rounds)
+                              extra_rounds=args.extra_rounds, gate_log=log)
+            if stage:
+                args.gate[stage] = log[0]
             args.device_s += time.monotonic() - t  # device time, not the wait for the lock
         allm = json.loads(cache.read_text()) if cache.exists() else {}
         for it, m in zip(todo, new, strict=True):
@@ -177,6 +188,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--calibration", type=Path, default=None,
                     help="where to save the host calibration (default: the host profile's calibration file)")
+    ap.add_argument("--remeasure", type=int, choices=(0, 1), default=1,
+                    help="measure every held-out file a second time after scoring (never cached) and report how far "
+                         "the two measurements agree: how much the scored figure moves by itself (0: off)")
     ap.add_argument("--reuse", action="store_true", help="reuse cached measurements from --work (never for committed figures)")
     args = ap.parse_args()
     if args.probes > 30:
@@ -192,19 +206,22 @@ def main() -> None:
     items_h = exported(held, keys, args.work, failures=failures)
 
     # Calibration, as `edgecompress calibrate` runs it; its device time is what the target counts.
+    args.gate = {}
     with cpu_lock():
         tc = time.monotonic()
+        log: list[dict[str, object]] = []
         kernels = calibrate_kernels(items_p, profile, runs=args.runs, warmup=args.warmup, repeats=args.repeats,
-                                    extra_rounds=args.extra_rounds)
+                                    extra_rounds=args.extra_rounds, gate_log=log)
+        args.gate["kernel profiling"] = log[0] if log else None
         t_kernels = time.monotonic() - tc
     args.device_s = 0.0
-    mp = measured_cached(items_p, profile, args)
+    mp = measured_cached(items_p, profile, args, "probes")
     calibration_s = t_kernels + args.device_s
     cal = Calibration(profile.name, profile.hardware.soc, list(mp), kernels=kernels)
     loo = cal.refit(profile)
     cal_path = args.calibration or profile.calibration_path
     cal.save(cal_path)
-    mh = measured_cached(items_h, profile, args)
+    mh = measured_cached(items_h, profile, args, "held-out")
 
     pred, prior = LatencyPredictor(profile, cal), LatencyPredictor(profile, Calibration(profile.name))
     runtimes: dict[str, object] = {}
@@ -218,6 +235,14 @@ def main() -> None:
                          "coefficients": cal.fits[key]["coef"], "lambda": cal.fits[key]["lambda"],
                          "prior": cal.fits[key]["prior"], "channel_block": cal.fits[key]["channel_block"],
                          "padding": cal.fits[key]["padding"], "models": rows}
+    repeat = None
+    if args.remeasure:
+        with cpu_lock():
+            log = []
+            mh2 = measure_all(items_h, profile, runs=args.runs, warmup=args.warmup, repeats=args.repeats,
+                              extra_rounds=args.extra_rounds, gate_log=log)
+            args.gate["held-out, again"] = log[0]
+        repeat = repeatability(pred, mh, mh2)
     memory = memory_scores(memory_rows(pred, items_h, mh))
     # The same run without the extra rounds: every probe and held-out figure as the fastest of
     # the first --repeats rounds only, refitted and rescored (the kernel fit kept as it is).
@@ -253,6 +278,7 @@ def main() -> None:
         "conversion_failures": failures, "runs": args.runs, "warmup": args.warmup, "repeats": args.repeats,
         "extra_rounds": args.extra_rounds,
         "runtimes": runtimes, "without_extra_rounds": first, "memory": memory, "budget_fit": budget_fit, "int8_vs_fp32": int8_speedup(runtimes),
+        "repeatability": repeat, "gate": args.gate,
         "targets": TARGETS, "met": met,
         "calibration_file": os.path.relpath(cal_path, ROOT), "wall_s": round(time.time() - t0, 1),
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),

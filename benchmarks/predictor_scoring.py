@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecompress.cost.calibrate import AGREE_PCT
 from edgecompress.cost.calibration import LatencyPredictor, Measurement, layout_label
 from edgecompress.cost.estimate import BYTES_PER_ELEM, size_for, spec_cost
+from edgecompress.cost.rounds import AGREE_PCT, GATE_BLOCK, GATE_PCT
 from edgecompress.runtimes import get_runtime
 from edgecompress.select import MB, ram_model_mb
 
@@ -59,6 +59,28 @@ def noise(ms: list[Measurement], repeats: int = 2) -> dict[str, float]:
             "median_round_spread_pct": med([spread(r[:repeats]) for r in many]),
             "median_fastest_two_spread_pct": med([spread(tuple(sorted(r)[:2])) for r in many]),
             "share_extra_rounds": round(sum(len(r) > repeats for r in many) / len(many), 3) if many else float("nan")}
+
+
+def repeatability(pred: LatencyPredictor, first: list[Measurement], second: list[Measurement]) -> dict[str, Any]:
+    """How far an independent second measurement of the same files lands from the first, per key.
+
+    The first measurement is what the predictor is scored against. When a second measurement of
+    the same file often lands over 10% away, a ±10% score says more about the machine than the
+    predictor (two noisy figures differ by more than either differs from the truth, so this
+    share is a pessimistic bound, not the exact ceiling). The predictor scored against the second
+    pass shows how much the score itself moves with the machine's state."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(f"{m.runtime}:{m.precision}" for m in first):
+        a = [m for m in first if f"{m.runtime}:{m.precision}" == key]
+        b = [m for m in second if f"{m.runtime}:{m.precision}" == key]
+        diff = np.array([abs(y.latency_ms - x.latency_ms) / x.latency_ms * 100 for x, y in zip(a, b, strict=True)])
+        signed = [(y.latency_ms - x.latency_ms) / x.latency_ms * 100 for x, y in zip(a, b, strict=True)]
+        out[key] = {"n": len(a), "within_10pct": float(np.mean(diff <= 10)), "within_5pct": float(np.mean(diff <= 5)),
+                    "median_abs_pct": round(float(np.median(diff)), 2), "median_signed_pct": round(float(np.median(signed)), 2),
+                    "predictor_within_10pct_vs_second": latency_scores(pred, b)[0]["within_10pct"],
+                    "models": [{"label": f"{x.spec.family} {x.spec.label}", "first_rounds_ms": list(x.round_p50_ms),
+                                "second_rounds_ms": list(y.round_p50_ms)} for x, y in zip(a, b, strict=True)]}
+    return out
 
 
 def memory_rows(pred: LatencyPredictor, items: list[tuple[Any, str, str, Path]], ms: list[Measurement]) -> list[dict[str, Any]]:
@@ -141,7 +163,8 @@ def to_markdown(r: dict[str, Any]) -> str:
              f"Device time for calibration: {r['calibration_device_s']:.0f} s (all four runtime keys). "
              f"Scored on {r['held_out']} held-out random students (seed {r.get('held_out_seed', 1)}, input {'x'.join(map(str, r['input_shape']))}, "
              f"median of {r['runs']} runs, fastest of {r['repeats']} interleaved rounds"
-             + (f" + up to {r['extra_rounds']} more where the two fastest were over {AGREE_PCT:g}% apart" if r.get("extra_rounds") else "")
+             + (f" + up to {r['extra_rounds']} more where the two fastest were over {AGREE_PCT:g}% apart"
+                + (" or fewer than two were clean (gate below)" if r.get("gate") else "") if r.get("extra_rounds") else "")
              + ", pinned, 1 thread). Noise columns: median p90/p50 within a run; median spread of the first "
              f"{r['repeats']} rounds; median spread of the two fastest rounds (what the kept figure rests on); share of "
              "models that needed extra rounds.", "",
@@ -166,6 +189,7 @@ def to_markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {k} | {v['within_10pct']:.0%} | {v['within_5pct']:.0%} | {v['mape']} | "
                          f"{'-' if q is None else f'{q:.1%}'} | {'-' if cov is None else f'{cov:.0%}'} | "
                          f"{v['probes_loo_within_10pct']:.0%} |")
+    lines += _noise_sections(r)
     lines += ["", "Budget fit (host profile: ONNX Runtime, fastest calibrated precision; a candidate fits when the upper "
               "end of its 90% interval does):", "",
               "| budget ms | chosen | precision | predicted ms | upper ms | measured ms | measured / budget |", "|---|---|---|---|---|---|---|"]
@@ -188,6 +212,36 @@ def to_markdown(r: dict[str, Any]) -> str:
               "Targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in r["met"].items()) + ".", "",
               f"Command: `{r['command']}` ({r['wall_s']:.0f} s).", ""]
     return "\n".join(lines)
+
+
+def _table(intro: str, header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A markdown section: an intro paragraph, then a table."""
+    return ["", intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+
+
+def _noise_sections(r: dict[str, Any]) -> list[str]:
+    """The repeat pass and the machine-state gate: how much the scored figures move by themselves."""
+    out: list[str] = []
+    if r.get("repeatability"):
+        out += _table("Repeatability: every held-out file measured again, independently, by the same procedure after "
+                      "the scoring: how much the figure the predictor is scored against moves by itself. The last "
+                      "column scores the same predictor against the second pass:",
+                      ["runtime", "second pass within ±10% of first", "within ±5%", "median abs diff %", "median signed %",
+                       "predictor within ±10% of second pass"],
+                      [[k, f"{v['within_10pct']:.0%}", f"{v['within_5pct']:.0%}", v["median_abs_pct"], v["median_signed_pct"],
+                        f"{v['predictor_within_10pct_vs_second']:.0%}"] for k, v in r["repeatability"].items()])
+    if r.get("gate"):
+        out += _table(f"Machine-state gate (a sentinel model timed before every {GATE_BLOCK} measurements; a round taken "
+                      f"while it ran over {GATE_PCT:g}% slower than its confirmed best (its second fastest reading) does "
+                      "not count, and the model is measured again):",
+                      ["stage", "sentinel readings", "best ms", "median ms", "worst ms", "rounds", "rejected",
+                       "models kept without a clean round"],
+                      [[stage, g["sentinel_readings"], g["sentinel_best_ms"],
+                        round(statistics.median(g["sentinel_ms"]), 4) if g.get("sentinel_ms") else "-", g["sentinel_worst_ms"],
+                        g["rounds"], g["rounds_rejected"], g["models_without_clean_round"]]
+                       for stage, g in r["gate"].items() if g])
+    return out
 
 
 def _speedup_lines(sp: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from edgecompress.cost.calibrate import probe_specs, random_students
 from edgecompress.cost.calibration import Calibration, LatencyPredictor, Measurement, parse_runtime_key
 from edgecompress.cost.estimate import layout_key, spec_cost
 from edgecompress.cost.predictor import Accuracy, fit, predict, prior_coefficients
+from edgecompress.cost.rounds import run_rounds, unsettled
 from edgecompress.errors import CalibrationError
 from edgecompress.profiles import builtin_profiles_dir, load_profile_file
 
@@ -210,9 +211,12 @@ def test_calibrate_cli_measures_real_models_and_adds(host, tmp_path: Path) -> No
     data = json.loads(res.output)
     assert data["measurements"] == 2 and data["held_out"]["onnxruntime-cpu:fp32"]["n"] == 2
     assert data["fits"]["onnxruntime-cpu:fp32"]["padding"] in {"none", "io", "out"}  # "sym" is ORT int8's only
+    # the machine-state gate timed its sentinel in both stages (once per round of <= 4 files)
+    assert set(data["gate"]) == {"kernel profiling", "whole models"}
+    assert all(g["sentinel_readings"] >= 1 and g["rounds"] >= 2 for g in data["gate"].values())
     saved = json.loads(out.read_text())
     assert all(m["latency_ms"] > 0 for m in saved["measurements"])
-    res = CliRunner().invoke(cli, [*args[:4], "1", *args[5:]])
+    res = CliRunner().invoke(cli, [*args[:4], "1", *args[5:], "--no-gate"])
     assert res.exit_code == 0, res.output
     assert "1 new probes, 3 measurements" in res.output and "within ±10%" in res.output
     assert "conv layout " in res.output
@@ -253,6 +257,50 @@ def test_host_calibration_from_another_cpu_is_not_used(host) -> None:
         assert pred.coefficients("onnxruntime-cpu", "fp32")[1] == expected
 
 
+def test_rounds_in_a_slow_machine_state_do_not_count(host, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow state that lasts minutes makes two rounds agree while both are slow (seen on the
+    Intel AMX VM: probes 30-70% slow for their first two rounds). The sentinel (the first file,
+    timed before each block of four) exposes it: in hindsight, once the machine has run faster,
+    the rounds measured in slow blocks are rejected and those models measured again. Scripted
+    timer, 12 files (three blocks a round): the machine is 1.5x slow for round 1 and the first
+    block of round 2, normal after."""
+    import edgecompress.cost.calibrate as calib
+
+    base = {f"m{i:02d}": float(i + 1) for i in range(12)}
+    calls: list[str] = []
+
+    def fake_measure(path: Path, *args: object, **kw: object) -> tuple[float, float, float, float | None]:
+        calls.append(path.name)
+        ms = base[path.name] * (1.5 if len(calls) <= 15 + 5 else 1.0)  # round 1: 3 x (sentinel + 4 files)
+        return ms, ms * 1.1, 0.01, 3.0
+
+    monkeypatch.setattr(calib, "measure_file", fake_measure)
+    spec = probe_specs(1, (3, 8, 8))[0]
+    items = [(spec, "onnxruntime-cpu", "fp32", Path(n)) for n in base]
+
+    def measure(gate: bool, log: list[dict[str, object]] | None = None) -> list[Measurement]:
+        calls.clear()
+        return calib.measure_all(items, host, repeats=2, extra_rounds=3, progress=False, gate=gate, gate_log=log)
+
+    # without the gate the first block's two slow rounds agree and are kept: 1.5x
+    assert [m.latency_ms for m in measure(False)][:4] == [1.5, 3.0, 4.5, 6.0]
+    log: list[dict[str, object]] = []
+    ms = measure(True, log)
+    assert [m.latency_ms for m in ms] == list(base.values())
+    # the first block needs two clean rounds to confirm its figure; the rest had one in round 2
+    assert ms[0].round_p50_ms == (1.5, 1.5, 1.0, 1.0) and [len(m.round_p50_ms) for m in ms] == [4] * 4 + [3] * 8
+    assert log[0]["rounds_rejected"] == 12 + 4 and log[0]["sentinel_best_ms"] == 1.0
+    assert log[0]["models_without_clean_round"] == 0
+    # a machine that is slow throughout is consistent with itself: nothing is rejected
+    monkeypatch.setattr(calib, "measure_file", lambda p, *a, **k: (base[p.name] * 1.5, 1.0, 0.01, 3.0))
+    log.clear()
+    ms = measure(True, log)
+    assert [m.latency_ms for m in ms] == [v * 1.5 for v in base.values()] and log[0]["rounds_rejected"] == 0
+    # one lucky fast sentinel reading does not set the bar (the second fastest does)
+    st = run_rounds(2, lambda i: 1.0, repeats=3, extra_rounds=0, sentinel=iter([0.5, 1.0, 1.02]).__next__)
+    assert st.reference() == 1.0 and st.clean_flags(0) == [True, True, True]
+
+
 def test_unsettled_models_get_extra_rounds_until_two_agree(host, monkeypatch: pytest.MonkeyPatch) -> None:
     """Interference can hold a whole round: a model whose two fastest round medians disagree by
     more than AGREE_PCT is measured again (interleaved, only the unsettled ones) until two agree
@@ -271,14 +319,14 @@ def test_unsettled_models_get_extra_rounds_until_two_agree(host, monkeypatch: py
     monkeypatch.setattr(calib, "measure_file", fake_measure)
     spec = probe_specs(1, (3, 8, 8))[0]
     items = [(spec, "onnxruntime-cpu", "fp32", Path(n)) for n in script]
-    got = {it[3].name: m for it, m in zip(items, calib.measure_all(items, host, repeats=2, extra_rounds=3, progress=False),
-                                          strict=True)}
+    got = {it[3].name: m for it, m in zip(items, calib.measure_all(items, host, repeats=2, extra_rounds=3, progress=False,
+                                                                   gate=False), strict=True)}
     assert got["calm"].round_p50_ms == (1.00, 1.01) and got["calm"].latency_ms == 1.00
     assert got["burst"].round_p50_ms == (1.50, 1.00, 1.02) and got["burst"].latency_ms == 1.00
     assert len(got["storm"].round_p50_ms) == 5 and got["storm"].latency_ms == 1.0  # capped at 2 + 3 rounds
     # interleaved: round 3 measures burst and storm, rounds 4-5 storm alone
     assert calls[6:] == ["burst", "storm", "storm", "storm"]
-    assert not calib.unsettled([1.0]) and calib.unsettled([1.0, 1.05]) and not calib.unsettled([1.3, 1.0, 1.02])
+    assert not unsettled([1.0]) and unsettled([1.0, 1.05]) and not unsettled([1.3, 1.0, 1.02])
     monkeypatch.setattr(calib, "measure_file", lambda *a, **k: (_ for _ in ()).throw(AssertionError("measured")))
     res = CliRunner().invoke(cli, ["calibrate", "--device", host.source, "--extra-rounds", "-1"])
     assert res.exit_code == 2 and "--extra-rounds -1 is not allowed" in res.output

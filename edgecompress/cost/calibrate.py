@@ -19,6 +19,8 @@ kept. Interference comes in bursts that can last a whole round (seen on a shared
 rounds of the same file 30-40% apart), so a model whose two fastest rounds still disagree by
 more than ``AGREE_PCT`` gets extra rounds, up to ``EXTRA_ROUNDS``, until two agree: the
 fastest median is then confirmed by a second round rather than a lucky or a disturbed one.
+Slow states that last minutes fool that rule (two slow rounds agree); a sentinel model timed
+between blocks of measurements rejects the rounds taken in them (``rounds.py``).
 """
 
 from __future__ import annotations
@@ -38,14 +40,11 @@ from edgecompress.artifacts import Preprocessing, StudentSpec
 from edgecompress.bench.runner import mask_to_cpus
 from edgecompress.cost.calibration import Calibration, Measurement, now_iso
 from edgecompress.cost.kernels import KernelSample
+from edgecompress.cost.rounds import EXTRA_ROUNDS, run_rounds
 from edgecompress.errors import CalibrationError, EdgeCompressError
 from edgecompress.profiles import DeviceProfile
 from edgecompress.runtimes import get_runtime
 from edgecompress.students.families import DEPTHS, WIDTHS, mobilenet_arch, resnet_arch
-
-# Extra rounds for a model whose two fastest round medians are more than AGREE_PCT apart.
-AGREE_PCT = 3.0
-EXTRA_ROUNDS = 3
 
 ARCH_FNS: dict[str, Callable[[tuple[int, int, int], int], str]] = {"mobilenet": mobilenet_arch, "resnet": resnet_arch}
 
@@ -174,57 +173,45 @@ def measure_file(path: Path, profile: DeviceProfile, runs: int, warmup: int,
     return r.latency.p50_ms, r.latency.p90_ms, r.latency.std_ms, r.peak_mem_mb
 
 
-def unsettled(rounds: Sequence[float], agree_pct: float = AGREE_PCT) -> bool:
-    """Whether a model's round medians have no two fastest within ``agree_pct`` of each other
-    (a single round is settled: there is nothing to compare it with)."""
-    if len(rounds) < 2:
-        return False
-    a, b = sorted(rounds)[:2]
-    return (b - a) / a * 100.0 > agree_pct
-
-
-def interleaved_rounds(n: int, repeats: int, extra_rounds: int, history: dict[int, list[float]]) -> Iterator[list[int]]:
-    """The models (indices) to measure in each interleaved round: all of them ``repeats`` times,
-    then only those whose ``history`` (each model's round figures, appended by the caller) is
-    still ``unsettled``, at most ``extra_rounds`` more rounds."""
-    todo = list(range(n))
-    for r in range(repeats + extra_rounds):
-        if r >= repeats:
-            todo = [i for i in todo if unsettled(history[i])]
-            if not todo:
-                return
-        yield todo
-
-
 def measure_all(items: list[tuple[StudentSpec, str, str, Path]], profile: DeviceProfile, *, runs: int = 200,
                 warmup: int = 20, repeats: int = 3, extra_rounds: int = EXTRA_ROUNDS, progress: bool | None = None,
-                **runner_kw: Any) -> list[Measurement]:
+                gate: bool = True, gate_log: list[dict[str, Any]] | None = None, **runner_kw: Any) -> list[Measurement]:
     """Measure every (spec, runtime, precision, file) ``repeats`` times, interleaved; keep the fastest median.
 
     Then, while some model's two fastest rounds disagree by more than ``AGREE_PCT``, another
-    interleaved round of those models only, at most ``extra_rounds`` more. The peak memory kept
-    is the smallest of the rounds (a co-running process cannot shrink it)."""
+    interleaved round of those models only, at most ``extra_rounds`` more. With ``gate``, the
+    first file is also the sentinel (``rounds.py``): rounds measured in a slow machine state do
+    not count. The peak memory kept is the smallest of the rounds (a co-running process cannot
+    shrink it). ``gate_log`` receives the gate's summary."""
     from tqdm import tqdm
 
-    best: dict[int, tuple[float, float, float, float | None]] = {}
-    mem: dict[int, float] = {}
-    rounds: dict[int, list[float]] = {}
+    if not items:
+        return []
+    results: dict[int, list[tuple[float, float, float, float | None]]] = {i: [] for i in range(len(items))}
+
+    def one(i: int) -> float:
+        results[i].append(measure_file(items[i][3], profile, runs, warmup, **runner_kw))
+        bar.update(1)
+        return round(results[i][-1][0], 6)
+
+    def grow(r: int, count: int) -> None:
+        if r >= repeats:
+            bar.total += count
+            bar.refresh()
+
+    sentinel = (lambda: measure_file(items[0][3], profile, runs, warmup, **runner_kw)[0]) if gate else None
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     with tqdm(total=len(items) * repeats, desc="measure", unit="run", file=sys.stderr, disable=disable) as bar:
-        for r, todo in enumerate(interleaved_rounds(len(items), repeats, extra_rounds, rounds)):
-            if r >= repeats:
-                bar.total += len(todo)
-                bar.refresh()
-            for i in todo:
-                m = measure_file(items[i][3], profile, runs, warmup, **runner_kw)
-                if i not in best or m[0] < best[i][0]:
-                    best[i] = m
-                if m[3] is not None:
-                    mem[i] = min(mem.get(i, m[3]), m[3])
-                rounds.setdefault(i, []).append(round(m[0], 6))
-                bar.update(1)
-    return [Measurement(rt, prec, spec, best[i][0], best[i][1], best[i][2], runs, now_iso(), mem.get(i), tuple(rounds[i]))
-            for i, (spec, rt, prec, _) in enumerate(items)]
+        st = run_rounds(len(items), one, repeats=repeats, extra_rounds=extra_rounds, sentinel=sentinel, on_round=grow)
+    if gate_log is not None:
+        gate_log.append(st.summary())
+    out = []
+    for i, (spec, rt, prec, _) in enumerate(items):
+        p50, p90, std, _mem = results[i][st.best(i)]
+        mems = [m[3] for m in results[i] if m[3] is not None]
+        out.append(Measurement(rt, prec, spec, p50, p90, std, runs, now_iso(), min(mems) if mems else None,
+                               tuple(st.figures[i])))
+    return out
 
 
 def kernel_capable(runtime: str) -> bool:
@@ -233,33 +220,41 @@ def kernel_capable(runtime: str) -> bool:
 
 
 def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: DeviceProfile, *, runs: int = 100,
-                      warmup: int = 20, repeats: int = 3, extra_rounds: int = EXTRA_ROUNDS,
-                      **runner_kw: Any) -> dict[str, dict[str, Any]]:
+                      warmup: int = 20, repeats: int = 3, extra_rounds: int = EXTRA_ROUNDS, gate: bool = True,
+                      gate_log: list[dict[str, Any]] | None = None, **runner_kw: Any) -> dict[str, dict[str, Any]]:
     """Profile every ONNX probe ``repeats`` times, interleaved; fit one kernel predictor per runtime key.
 
     Of each model's rounds the one with the fastest ``Run()`` is kept: all its kernels were
-    timed while nothing else held the core."""
+    timed while nothing else held the core. With ``gate``, rounds profiled while the sentinel
+    (the first probe, timed unprofiled) ran slow do not count (``rounds.py``)."""
     from edgecompress.bench.api import make_runner
     from edgecompress.cost.calibration import runtime_key
     from edgecompress.cost.kernels import fit_kernels, graph_nodes, profile_on_device, samples_from_profile
     from edgecompress.cost.predictor import prior_coefficients
 
     todo = [it for it in items if kernel_capable(it[1])]
+    if not todo:
+        return {}
     runner = make_runner(profile.connection.runner, profile, **runner_kw)
     cpus = mask_to_cpus(profile.runtime.cpu_mask) if profile.runtime.cpu_mask else local_cpus(runner, profile.runtime.threads)
-    best: dict[int, dict[str, Any]] = {}
+    payloads: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(todo))}
     state: dict[str, Any] = {}
-    runs_us: dict[int, list[float]] = {}
+    sentinel = (lambda: measure_file(todo[0][3], profile, runs, warmup, **runner_kw)[0]) if gate else None
     with runner, tempfile.TemporaryDirectory(prefix="edgecompress-kernels-") as tmp:
-        for pending in interleaved_rounds(len(todo), repeats, extra_rounds, runs_us):
-            for i in pending:
-                payload, opt = profile_on_device(runner, todo[i][3], Path(tmp), threads=profile.runtime.threads, cpus=cpus,
-                                                 warmup=warmup, runs=runs)
-                payload["graph"] = graph_nodes(opt)
-                runs_us.setdefault(i, []).append(float(payload["run_us"]))
-                if i not in best or payload["run_us"] < best[i]["run_us"]:
-                    best[i] = payload
-                state = {k: payload.get(k) for k in ("governor", "affinity", "cpu_model", "state_before", "state_after")}
+
+        def one(i: int) -> float:
+            nonlocal state
+            payload, opt = profile_on_device(runner, todo[i][3], Path(tmp), threads=profile.runtime.threads, cpus=cpus,
+                                             warmup=warmup, runs=runs)
+            payload["graph"] = graph_nodes(opt)
+            payloads[i].append(payload)
+            state = {k: payload.get(k) for k in ("governor", "affinity", "cpu_model", "state_before", "state_after")}
+            return float(payload["run_us"])
+
+        st = run_rounds(len(todo), one, repeats=repeats, extra_rounds=extra_rounds, sentinel=sentinel)
+    if gate_log is not None:
+        gate_log.append(st.summary())
+    best = {i: payloads[i][st.best(i)] for i in payloads}
     out: dict[str, dict[str, Any]] = {}
     for key in sorted({runtime_key(rt, p) for _, rt, p, _ in todo}):
         samples, outside = [], []
@@ -270,7 +265,7 @@ def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: 
                 outside.append(o)
         info = fit_kernels(samples, outside, prior_coefficients(profile.priors, key.split(":")[1]))
         out[key] = {**info, "models": len(outside), "precision": key.split(":")[1], "fitted_at": now_iso(), "hygiene": state,
-                    "kernel_samples": [s.to_dict() for s in samples]}
+                    "gate": st.summary(), "kernel_samples": [s.to_dict() for s in samples]}
     return out
 
 
@@ -299,7 +294,7 @@ def export_all(specs: list[StudentSpec], keys: Sequence[tuple[str, str]], work: 
 def calibrate(profile: DeviceProfile, keys: Sequence[tuple[str, str]], *, probes: int = 20,
               input_shape: tuple[int, int, int] = (3, 32, 32), runs: int = 200, warmup: int = 20, repeats: int = 3,
               extra_rounds: int = EXTRA_ROUNDS, progress: bool | None = None, path: Path | None = None,
-              kernels: bool = True, **runner_kw: Any) -> tuple[Calibration, dict[str, Any]]:
+              kernels: bool = True, gate: bool = True, **runner_kw: Any) -> tuple[Calibration, dict[str, Any]]:
     """Measure ``probes`` new probe models (their kernels too, where the runtime allows), refit, save."""
     if probes < 1:
         raise CalibrationError(f"--probes {probes} is not allowed (must be >= 1)")
@@ -312,24 +307,31 @@ def calibrate(profile: DeviceProfile, keys: Sequence[tuple[str, str]], *, probes
     with tempfile.TemporaryDirectory(prefix="edgecompress-calibrate-") as tmp:
         items = list(export_all(specs, keys, Path(tmp), progress))
         t0 = time.monotonic()
+        gate_k: list[dict[str, Any]] = []
+        gate_m: list[dict[str, Any]] = []
         if kernels and any(kernel_capable(r) for r, _ in keys):
             # Kernel samples of earlier runs are kept: the new probes' samples are added to them.
             for key, info in calibrate_kernels(items, profile, runs=runs, warmup=warmup, repeats=repeats,
-                                               extra_rounds=extra_rounds, **runner_kw).items():
+                                               extra_rounds=extra_rounds, gate=gate, gate_log=gate_k,
+                                               **runner_kw).items():
                 old = [KernelSample.from_dict(d) for d in cal.kernels.get(key, {}).get("kernel_samples", [])]
                 cal.kernels[key] = merge_kernel_fit(info, old, profile)
         t_kernels = time.monotonic() - t0
         cal.measurements += measure_all(items, profile, runs=runs, warmup=warmup, repeats=repeats,
-                                        extra_rounds=extra_rounds, progress=progress, **runner_kw)
+                                        extra_rounds=extra_rounds, progress=progress, gate=gate, gate_log=gate_m,
+                                        **runner_kw)
         device_s = time.monotonic() - t0
+    # what the machine-state gate saw in each stage (rounds.py)
+    gates = {stage: g[0] for stage, g in (("kernel profiling", gate_k), ("whole models", gate_m)) if g}
     from edgecompress.cost.calibration import runtime_key
 
     acc = cal.refit(profile, [runtime_key(r, p) for r, p in keys])
     cal.meta = {**cal.meta, "last_run": {"device_s": round(device_s, 1), "kernel_device_s": round(t_kernels, 1),
-                                         "probes": len(specs), "keys": [runtime_key(r, p) for r, p in keys], "at": now_iso()}}
+                                         "probes": len(specs), "keys": [runtime_key(r, p) for r, p in keys], "at": now_iso(),
+                                         "gate": gates}}
     cal.save(path)
     return cal, {"path": str(path), "new_probes": len(specs), "accuracy": acc, "device_s": device_s,
-                 "kernel_samples": {k: v.get("samples", 0) for k, v in cal.kernels.items()}}
+                 "kernel_samples": {k: v.get("samples", 0) for k, v in cal.kernels.items()}, "gate": gates}
 
 
 def merge_kernel_fit(info: dict[str, Any], old: list[KernelSample], profile: DeviceProfile) -> dict[str, Any]:

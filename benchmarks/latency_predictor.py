@@ -209,10 +209,9 @@ def main() -> None:
     args.gate = {}
     with cpu_lock():
         tc = time.monotonic()
-        log: list[dict[str, object]] = []
         kernels = calibrate_kernels(items_p, profile, runs=args.runs, warmup=args.warmup, repeats=args.repeats,
-                                    extra_rounds=args.extra_rounds, gate_log=log)
-        args.gate["kernel profiling"] = log[0] if log else None
+                                    extra_rounds=args.extra_rounds)
+        args.gate["kernel profiling"] = next(iter(kernels.values()), {}).get("gate")
         t_kernels = time.monotonic() - tc
     args.device_s = 0.0
     mp = measured_cached(items_p, profile, args, "probes")
@@ -238,7 +237,7 @@ def main() -> None:
     repeat = None
     if args.remeasure:
         with cpu_lock():
-            log = []
+            log: list[dict[str, object]] = []
             mh2 = measure_all(items_h, profile, runs=args.runs, warmup=args.warmup, repeats=args.repeats,
                               extra_rounds=args.extra_rounds, gate_log=log)
             args.gate["held-out, again"] = log[0]

@@ -221,12 +221,13 @@ def kernel_capable(runtime: str) -> bool:
 
 def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: DeviceProfile, *, runs: int = 100,
                       warmup: int = 20, repeats: int = 3, extra_rounds: int = EXTRA_ROUNDS, gate: bool = True,
-                      gate_log: list[dict[str, Any]] | None = None, **runner_kw: Any) -> dict[str, dict[str, Any]]:
+                      **runner_kw: Any) -> dict[str, dict[str, Any]]:
     """Profile every ONNX probe ``repeats`` times, interleaved; fit one kernel predictor per runtime key.
 
     Of each model's rounds the one with the fastest ``Run()`` is kept: all its kernels were
     timed while nothing else held the core. With ``gate``, rounds profiled while the sentinel
-    (the first probe, timed unprofiled) ran slow do not count (``rounds.py``)."""
+    (the first probe, timed unprofiled) ran slow do not count (``rounds.py``); each key's fit
+    carries what the gate saw under ``gate``."""
     from edgecompress.bench.api import make_runner
     from edgecompress.cost.calibration import runtime_key
     from edgecompress.cost.kernels import fit_kernels, graph_nodes, profile_on_device, samples_from_profile
@@ -252,8 +253,7 @@ def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: 
             return float(payload["run_us"])
 
         st = run_rounds(len(todo), one, repeats=repeats, extra_rounds=extra_rounds, sentinel=sentinel)
-    if gate_log is not None:
-        gate_log.append(st.summary())
+    seen = st.summary()
     best = {i: payloads[i][st.best(i)] for i in payloads}
     out: dict[str, dict[str, Any]] = {}
     for key in sorted({runtime_key(rt, p) for _, rt, p, _ in todo}):
@@ -265,7 +265,7 @@ def calibrate_kernels(items: list[tuple[StudentSpec, str, str, Path]], profile: 
                 outside.append(o)
         info = fit_kernels(samples, outside, prior_coefficients(profile.priors, key.split(":")[1]))
         out[key] = {**info, "models": len(outside), "precision": key.split(":")[1], "fitted_at": now_iso(), "hygiene": state,
-                    "gate": st.summary(), "kernel_samples": [s.to_dict() for s in samples]}
+                    "gate": seen, "kernel_samples": [s.to_dict() for s in samples]}
     return out
 
 
@@ -307,13 +307,13 @@ def calibrate(profile: DeviceProfile, keys: Sequence[tuple[str, str]], *, probes
     with tempfile.TemporaryDirectory(prefix="edgecompress-calibrate-") as tmp:
         items = list(export_all(specs, keys, Path(tmp), progress))
         t0 = time.monotonic()
-        gate_k: list[dict[str, Any]] = []
+        gates: dict[str, Any] = {}  # what the machine-state gate saw in each stage (rounds.py)
         gate_m: list[dict[str, Any]] = []
         if kernels and any(kernel_capable(r) for r, _ in keys):
             # Kernel samples of earlier runs are kept: the new probes' samples are added to them.
             for key, info in calibrate_kernels(items, profile, runs=runs, warmup=warmup, repeats=repeats,
-                                               extra_rounds=extra_rounds, gate=gate, gate_log=gate_k,
-                                               **runner_kw).items():
+                                               extra_rounds=extra_rounds, gate=gate, **runner_kw).items():
+                gates["kernel profiling"] = info["gate"]
                 old = [KernelSample.from_dict(d) for d in cal.kernels.get(key, {}).get("kernel_samples", [])]
                 cal.kernels[key] = merge_kernel_fit(info, old, profile)
         t_kernels = time.monotonic() - t0
@@ -321,8 +321,8 @@ def calibrate(profile: DeviceProfile, keys: Sequence[tuple[str, str]], *, probes
                                         extra_rounds=extra_rounds, progress=progress, gate=gate, gate_log=gate_m,
                                         **runner_kw)
         device_s = time.monotonic() - t0
-    # what the machine-state gate saw in each stage (rounds.py)
-    gates = {stage: g[0] for stage, g in (("kernel profiling", gate_k), ("whole models", gate_m)) if g}
+    if gate_m:
+        gates["whole models"] = gate_m[0]
     from edgecompress.cost.calibration import runtime_key
 
     acc = cal.refit(profile, [runtime_key(r, p) for r, p in keys])

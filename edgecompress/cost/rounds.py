@@ -87,12 +87,13 @@ class Rounds:
 
     def summary(self) -> dict[str, Any]:
         """What the gate saw: its readings, the bar, and how many rounds it rejected."""
-        flags = [ok for i in self.figures for ok in self.clean_flags(i)]
+        per_model = [self.clean_flags(i) for i in self.figures]
+        flags = [ok for f in per_model for ok in f]
         ref = self.reference()
         return {"sentinel_readings": len(self.sentinel), "sentinel_best_ms": None if ref is None else round(ref, 4),
                 "sentinel_worst_ms": round(max(self.sentinel), 4) if self.sentinel else None, "gate_pct": self.gate_pct,
                 "rounds": len(flags), "rounds_rejected": flags.count(False),
-                "models_without_clean_round": sum(not any(self.clean_flags(i)) for i in self.figures),
+                "models_without_clean_round": sum(not any(f) for f in per_model),
                 "sentinel_ms": [round(v, 4) for v in self.sentinel]}  # in time order: the machine's state over the run
 
 
